@@ -1,0 +1,121 @@
+#pragma once
+// Helpers shared by the CPU operator implementations: the generator, bulk word draws, memory-order output.
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
+#include <ATen/native/DispatchStub.h>
+
+#include <algorithm>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <vector>
+
+#include "mt19937_bulk.h"
+#include "../pyinit/transforms.h"
+#include "torch_stream_kernels.h"
+
+namespace pyinit::cpu {
+
+// The generator torch would use: `generator` if given (checked to be a CPU generator, with torch's message),
+// else the default CPU generator.
+inline at::CPUGeneratorImpl* cpu_generator(const std::optional<at::Generator>& generator) {
+  return at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
+}
+
+// Draws `count` words from the generator; the caller holds generator->mutex_.
+inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t count) {
+  at::mt19937 engine = generator->engine();
+  mt19937_draw(engine, out, count);
+  generator->set_engine(engine);
+}
+
+// The kernels for the capability torch itself dispatched (which decides FMA contraction and the Box-Muller
+// variant). See Note [The torch stream on CPU].
+inline const TorchStreamKernels& torch_stream_kernels() {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (at::native::get_cpu_capability() != at::native::CPUCapability::DEFAULT) {
+    return torch_stream_kernels_avx2();
+  }
+#endif
+  return torch_stream_kernels_default();
+}
+
+// A contiguous buffer standing for `self` in memory order (TensorIterator's visiting order for a single written
+// tensor: dimensions sorted by decreasing stride, row-major). Write into data(), then call commit().
+class MemoryOrderOutput {
+ public:
+  explicit MemoryOrderOutput(const at::Tensor& self) {
+    if (self.is_contiguous()) {
+      view_ = self;
+      buffer_ = self;
+      return;
+    }
+    std::vector<int64_t> perm(self.dim());
+    std::iota(perm.begin(), perm.end(), 0);
+    const auto strides = self.strides();
+    const auto sizes = self.sizes();
+    // Size-1 dimensions do not change the order; keep them in place so ties stay stable.
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
+      if (sizes[a] == 1 || sizes[b] == 1) return false;
+      return strides[a] > strides[b];
+    });
+    view_ = self.permute(perm);
+    buffer_ = view_.is_contiguous() ? view_ : at::empty(view_.sizes(), self.options());
+  }
+  void* data() const { return buffer_.data_ptr(); }
+  template <typename T>
+  T* data_as() const { return buffer_.data_ptr<T>(); }
+  int64_t numel() const { return buffer_.numel(); }
+  void commit() {
+    if (!buffer_.is_same(view_)) view_.copy_(buffer_);
+  }
+
+ private:
+  at::Tensor view_;
+  at::Tensor buffer_;
+};
+
+// Scratch words, placed in the output's own memory when it is large enough (float: 1 word per element,
+// double: 2), else in a temporary.
+class WordBuffer {
+ public:
+  WordBuffer(void* output, int64_t output_bytes, int64_t count) {
+    if (static_cast<int64_t>(sizeof(uint32_t)) * count <= output_bytes) {
+      data_ = static_cast<uint32_t*>(output);
+    } else {
+      storage_ = at::empty({count}, at::TensorOptions().dtype(at::kInt));
+      data_ = reinterpret_cast<uint32_t*>(storage_.data_ptr<int32_t>());
+    }
+  }
+  uint32_t* data() const { return data_; }
+
+ private:
+  at::Tensor storage_;
+  uint32_t* data_ = nullptr;
+};
+
+// Serial normal_: at::normal_distribution<double> element by element (it chains through the generator's cached
+// sample), then the same mean/std transform torch applies (FMA-contracted in its AVX2 builds).
+template <typename scalar_t>
+void normal_serial(at::CPUGeneratorImpl* generator, scalar_t* out, int64_t n, double mean, double std, bool fma,
+                   const uint8_t* only = nullptr) {
+  at::normal_distribution<double> standard(0.0, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = standard(generator);
+    if (only != nullptr && !only[i]) continue;
+    out[i] = static_cast<scalar_t>(fma ? mul_add<true>(z, std, mean) : mul_add<false>(z, std, mean));
+  }
+}
+
+// Number of words normal_fill draws for a contiguous tensor of n >= 16 elements: one per element (two for
+// double) in the main pass, except that half/bfloat16 skip the last partial block; plus one more block of 16
+// elements when n % 16 != 0.
+inline int64_t normal_fill_main_words(at::ScalarType dtype, int64_t n) {
+  if (dtype == at::kDouble) return 2 * n;
+  if (dtype == at::kFloat) return n;
+  return n / 16 * 16;
+}
+
+}  // namespace pyinit::cpu

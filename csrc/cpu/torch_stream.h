@@ -1,0 +1,245 @@
+#pragma once
+// Note [The torch stream on CPU]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// torch's CPU distributions draw from one serial Mersenne Twister (at::mt19937) under the generator's mutex.
+// pyinit writes exactly the same values and leaves the generator in exactly the same state, faster:
+//   1. the words torch would draw are drawn in one bulk call (mt19937_bulk.h), the only serial step;
+//   2. the words are turned into values in parallel (at::parallel_for), with the same operations torch uses:
+//      - uniform_: low 24 bits (float, half, bfloat16: computed in float) or 53 bits of (w0 << 32 | w1)
+//        (double) scaled to [0, 1), then x * (to - from) + from, cast, and a value equal to `to` mapped to `from`;
+//      - normal_ on a contiguous tensor of >= 16 elements: one uniform per element, Box-Muller on each block of
+//        16 (pairs j, j + 8), and when numel % 16 != 0, 16 more words that recompute the last 16 outputs.
+//        float/half/bfloat16 use float math, double uses double math;
+//      - normal_ otherwise: at::normal_distribution<double> element by element (serial; it caches the second
+//        Box-Muller sample in the generator, so it is called, not re-implemented);
+//   3. torch's own results depend on the CPU capability it dispatched: its AVX2/AVX512 builds contract
+//      x * range + from into an FMA and run the AVX2 Box-Muller (log256_ps / sincos256_ps from the shipped
+//      ATen/native/cpu/avx_mathfun.h); its DEFAULT build does neither. pyinit compiles this header twice
+//      (torch_stream_default.cpp, torch_stream_avx2.cpp) and picks the variant at::get_cpu_capability() names.
+// Elements are visited in TensorIterator order, which for a single written tensor is the row-major order of the
+// tensor with its dimensions sorted by decreasing stride ("memory order"; see memory_order_view in ops_cpu.h).
+// Verified against torch 2.13 (x86-64); pyinit/_support.py falls back to torch elsewhere.
+
+#include <ATen/Parallel.h>
+#include <c10/core/ScalarType.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <c10/util/MathConstants.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../pyinit/transforms.h"
+#include "torch_stream_kernels.h"
+
+#ifndef PYINIT_CPU_CAPABILITY
+#error "define PYINIT_CPU_CAPABILITY before including torch_stream.h (see torch_stream_default.cpp)"
+#endif
+
+namespace pyinit::cpu {
+namespace PYINIT_CPU_CAPABILITY {
+
+constexpr int64_t kGrainSize = 32768;
+
+template <typename scalar_t>
+using opmath_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+template <typename scalar_t>
+inline opmath_type<scalar_t> unit_from_words(const uint32_t* words, int64_t i) {
+  if constexpr (std::is_same_v<scalar_t, double>) {
+    return torch_cpu_unit_double(words[2 * i], words[2 * i + 1]);
+  } else {
+    return torch_cpu_unit_float(words[i]);
+  }
+}
+
+template <typename scalar_t, bool kFma, bool kMask>
+void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t n, double from_, double to_,
+                             double threshold_) {
+  using opmath_t = opmath_type<scalar_t>;
+  const opmath_t from = static_cast<opmath_t>(from_);
+  const opmath_t to = static_cast<opmath_t>(to_);
+  const opmath_t range = to - from;
+  const scalar_t from_scalar = static_cast<scalar_t>(from_);
+  const scalar_t to_scalar = static_cast<scalar_t>(to_);
+  // `w.abs() >= threshold` compares in the tensor's dtype.
+  const opmath_t threshold = static_cast<opmath_t>(static_cast<scalar_t>(threshold_));
+  at::parallel_for(0, n, kGrainSize, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const opmath_t x = unit_from_words<scalar_t>(words, i);
+      scalar_t value = static_cast<scalar_t>(mul_add<kFma>(x, range, from));
+      value = value == to_scalar ? from_scalar : value;
+      if constexpr (kMask) {
+        value = static_cast<scalar_t>(mask_small<opmath_t>(static_cast<opmath_t>(value), threshold));
+      }
+      out[i] = value;
+    }
+  });
+}
+
+// Box-Muller on one block of 16 uniforms, in place: lanes j < 8 get r*cos(t), lanes j + 8 get r*sin(t),
+// r = sqrt(-2 log(1 - u[j])), t = 2 pi u[j + 8], then fma(., std, mean). The scalar form (DEFAULT capability,
+// and double everywhere); the AVX2 float form is specialised in torch_stream_avx2.cpp.
+template <typename opmath_t>
+struct BoxMuller16 {
+  opmath_t mean, std;
+  void operator()(opmath_t* data) const {
+    for (int j = 0; j < 8; ++j) {
+      const opmath_t u1 = 1 - data[j];
+      const opmath_t u2 = data[j + 8];
+      const opmath_t radius = std::sqrt(-2 * std::log(u1));
+      const opmath_t theta = 2.0f * c10::pi<double> * u2;
+      data[j] = mul_add<true>(radius * std::cos(theta), std, mean);
+      data[j + 8] = mul_add<true>(radius * std::sin(theta), std, mean);
+    }
+  }
+};
+
+#if defined(PYINIT_CPU_AVX2)
+template <>
+struct BoxMuller16<float> {
+  float mean, std;
+  void operator()(float* data) const {
+    const __m256 u1 = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(data));
+    const __m256 u2 = _mm256_loadu_ps(data + 8);
+    const __m256 radius = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), log256_ps(u1)));
+    const __m256 theta = _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(2.0f * c10::pi<double>)), u2);
+    __m256 sin_theta, cos_theta;
+    sincos256_ps(theta, &sin_theta, &cos_theta);
+    const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(std);
+    _mm256_storeu_ps(data, _mm256_fmadd_ps(_mm256_mul_ps(radius, cos_theta), vstd, vmean));
+    _mm256_storeu_ps(data + 8, _mm256_fmadd_ps(_mm256_mul_ps(radius, sin_theta), vstd, vmean));
+  }
+};
+#endif
+
+// Index of the first word of element i's block: blocks are 16 words apart (32 for double) and the tail block,
+// when there is one, covers outputs [n - 16, n) from tail_words.
+template <typename scalar_t>
+inline void normal_block_of(int64_t i, int64_t n, const uint32_t* words, const uint32_t* tail_words,
+                            const uint32_t** block_words, int64_t* block_first, int64_t* lane) {
+  constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
+  if (n % 16 != 0 && i >= n - 16) {
+    *block_words = tail_words;
+    *block_first = n - 16;
+  } else {
+    *block_first = i / 16 * 16;
+    *block_words = words + *block_first * kWordsPerElement;
+  }
+  *lane = i - *block_first;
+}
+
+template <typename scalar_t>
+void normal_from_words_impl(scalar_t* out, int64_t n, const uint32_t* words, const uint32_t* tail_words,
+                            double mean, double std) {
+  using opmath_t = opmath_type<scalar_t>;
+  const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
+  constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
+  at::parallel_for(0, n / 16, kGrainSize / 16, [&](int64_t begin, int64_t end) {
+    alignas(32) opmath_t block[16];
+    for (int64_t b = begin; b < end; ++b) {
+      const uint32_t* block_words = words + b * 16 * kWordsPerElement;
+      for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
+      box_muller(block);
+      for (int j = 0; j < 16; ++j) out[b * 16 + j] = static_cast<scalar_t>(block[j]);
+    }
+  });
+  if (n % 16 != 0) {
+    alignas(32) opmath_t block[16];
+    for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(tail_words, j);
+    box_muller(block);
+    for (int j = 0; j < 16; ++j) out[n - 16 + j] = static_cast<scalar_t>(block[j]);
+  }
+}
+
+template <typename scalar_t>
+int64_t normal_resample_pending_impl(scalar_t* out, int64_t n, const uint32_t* words, const uint32_t* tail_words,
+                                     double mean, double std, double lo_, double hi_, int64_t* pending,
+                                     int64_t count) {
+  using opmath_t = opmath_type<scalar_t>;
+  const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
+  const opmath_t lo = static_cast<opmath_t>(static_cast<scalar_t>(lo_));
+  const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(hi_));
+  // Mark accepted indices with -1, then compact serially (the pending set shrinks geometrically).
+  at::parallel_for(0, count, 1024, [&](int64_t begin, int64_t end) {
+    alignas(32) opmath_t block[16];
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t i = pending[k];
+      const uint32_t* block_words;
+      int64_t first, lane;
+      normal_block_of<scalar_t>(i, n, words, tail_words, &block_words, &first, &lane);
+      for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
+      box_muller(block);
+      const scalar_t value = static_cast<scalar_t>(block[lane]);
+      const opmath_t v = static_cast<opmath_t>(value);
+      if (!(v < lo) && !(v > hi)) {
+        out[i] = value;
+        pending[k] = -1;
+      }
+    }
+  });
+  int64_t kept = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    if (pending[k] >= 0) pending[kept++] = pending[k];
+  }
+  return kept;
+}
+
+template <bool kFma>
+void uniform_from_words(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
+                        double to, bool mask, double threshold) {
+  auto run = [&](auto* typed_out) {
+    using scalar_t = std::remove_pointer_t<decltype(typed_out)>;
+    if (mask) {
+      uniform_from_words_impl<scalar_t, kFma, true>(typed_out, words, n, from, to, threshold);
+    } else {
+      uniform_from_words_impl<scalar_t, kFma, false>(typed_out, words, n, from, to, threshold);
+    }
+  };
+  switch (dtype) {
+    case c10::ScalarType::Float: return run(static_cast<float*>(out));
+    case c10::ScalarType::Double: return run(static_cast<double*>(out));
+    case c10::ScalarType::Half: return run(static_cast<c10::Half*>(out));
+    case c10::ScalarType::BFloat16: return run(static_cast<c10::BFloat16*>(out));
+    default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
+  }
+}
+
+inline void normal_from_words(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
+                              const uint32_t* tail_words, double mean, double std) {
+  switch (dtype) {
+    case c10::ScalarType::Float:
+      return normal_from_words_impl(static_cast<float*>(out), n, words, tail_words, mean, std);
+    case c10::ScalarType::Double:
+      return normal_from_words_impl(static_cast<double*>(out), n, words, tail_words, mean, std);
+    case c10::ScalarType::Half:
+      return normal_from_words_impl(static_cast<c10::Half*>(out), n, words, tail_words, mean, std);
+    case c10::ScalarType::BFloat16:
+      return normal_from_words_impl(static_cast<c10::BFloat16*>(out), n, words, tail_words, mean, std);
+    default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
+  }
+}
+
+inline int64_t normal_resample_pending(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
+                                       const uint32_t* tail_words, double mean, double std, double lo, double hi,
+                                       int64_t* pending, int64_t count) {
+  switch (dtype) {
+    case c10::ScalarType::Float:
+      return normal_resample_pending_impl(static_cast<float*>(out), n, words, tail_words, mean, std, lo, hi,
+                                          pending, count);
+    case c10::ScalarType::Double:
+      return normal_resample_pending_impl(static_cast<double*>(out), n, words, tail_words, mean, std, lo, hi,
+                                          pending, count);
+    case c10::ScalarType::Half:
+      return normal_resample_pending_impl(static_cast<c10::Half*>(out), n, words, tail_words, mean, std, lo,
+                                          hi, pending, count);
+    case c10::ScalarType::BFloat16:
+      return normal_resample_pending_impl(static_cast<c10::BFloat16*>(out), n, words, tail_words, mean, std, lo,
+                                          hi, pending, count);
+    default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
+  }
+}
+
+}  // namespace PYINIT_CPU_CAPABILITY
+}  // namespace pyinit::cpu

@@ -1,0 +1,18 @@
+// The torch stream's CPU kernels as torch's DEFAULT capability computes them: no FMA contraction, scalar libm
+// Box-Muller. See Note [The torch stream on CPU].
+#define PYINIT_CPU_CAPABILITY default_capability
+#include "torch_stream.h"
+
+namespace pyinit::cpu {
+
+const TorchStreamKernels& torch_stream_kernels_default() {
+  static const TorchStreamKernels kernels{
+      &default_capability::uniform_from_words</*kFma=*/false>,
+      &default_capability::normal_from_words,
+      &default_capability::normal_resample_pending,
+      /*fma=*/false,
+  };
+  return kernels;
+}
+
+}  // namespace pyinit::cpu

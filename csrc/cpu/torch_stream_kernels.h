@@ -1,0 +1,33 @@
+#pragma once
+// The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in torch_stream.h.
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+
+namespace pyinit::cpu {
+
+// Entry points of one capability's kernels: `out` is a contiguous buffer of `dtype` in memory order.
+struct TorchStreamKernels {
+  // uniform_ (and masked_uniform_ when `mask`): `words` holds 1 word per element (2 for double); it may alias out.
+  void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
+                             double to, bool mask, double threshold);
+  // normal_ on >= 16 contiguous elements: `words` as laid out by normal_fill_main_words() (ops_cpu.h); may alias out for
+  // float/double. `tail_words` holds the 16 (32 for double) extra words when n % 16 != 0.
+  void (*normal_from_words)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
+                            const uint32_t* tail_words, double mean, double std);
+  // One resampling round of trunc_normal_ (normal proposal): for each index in pending[0, count), the value the
+  // same normal_fill would give it from `words`; written if inside [lo, hi], else the index stays pending.
+  // Returns the new pending count (pending is compacted in place).
+  int64_t (*normal_resample_pending)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
+                                     const uint32_t* tail_words, double mean, double std, double lo, double hi,
+                                     int64_t* pending, int64_t count);
+  bool fma;  // whether x * y + z is one fused operation in this capability
+};
+
+const TorchStreamKernels& torch_stream_kernels_default();
+#if defined(__x86_64__) || defined(_M_X64)
+const TorchStreamKernels& torch_stream_kernels_avx2();
+#endif
+
+}  // namespace pyinit::cpu

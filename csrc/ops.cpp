@@ -1,0 +1,39 @@
+// Every pyinit operator schema, once. Backends implement them in csrc/cpu and csrc/cuda; the fake (meta)
+// implementations live in pyinit/_ops.py. In-place initializers mutate `Tensor(a!)` and return nothing: the
+// Python wrappers return the tensor.
+//
+// Note [Kernels take final numbers]
+// Fans, gains and bounds are computed in Python exactly as torch.nn.init computes them; an operator receives the
+// final low/high, mean/std, bounds or threshold.
+
+#include <torch/library.h>
+
+#ifdef PYINIT_PYTHON_MODULE
+#include <Python.h>
+extern "C" {
+// An empty module: importing pyinit._C loads this library, whose static initializers register the operators.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+#endif
+
+TORCH_LIBRARY(pyinit, m) {
+  // The torch stream: bit-identical to torch's own kernels on the same device.
+  m.def("uniform_(Tensor(a!) self, float low, float high, Generator? generator=None) -> ()");
+  m.def("normal_(Tensor(a!) self, float mean, float std, Generator? generator=None) -> ()");
+  m.def("masked_uniform_(Tensor(a!) self, float low, float high, float threshold, Generator? generator=None) -> ()");
+  // torch >= 2.12 rejection sampling with normal proposals (taken when the mass inside [a, b] exceeds 0.3).
+  m.def("trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, Generator? generator=None) -> ()");
+  // normal_(0, std) from `generator`, then per column the first `num_zeros` rows of a randperm drawn from the
+  // default CPU generator are zeroed (torch.nn.init.sparse_ draws its permutations there).
+  m.def("sparse_(Tensor(a!) self, int num_zeros, float std, Generator? generator=None) -> ()");
+  // Deterministic initializers.
+  m.def("fill_(Tensor(a!) self, float value) -> ()");
+  m.def("eye_(Tensor(a!) self) -> ()");
+  m.def("dirac_(Tensor(a!) self, int groups) -> ()");
+  // The tail of orthogonal_: self (viewed as rows x cols) = gain * q * sign(diag(r)), with q of shape
+  // (rows, cols), or (cols, rows) when `transposed`.
+  m.def("orthogonal_finish_(Tensor(a!) self, Tensor q, Tensor r, float gain, bool transposed) -> ()");
+}

@@ -1,0 +1,59 @@
+#pragma once
+// uint32 words -> values, shared by the CPU and CUDA kernels.
+// See Note [The torch stream on CPU] in csrc/cpu/torch_stream.h for where each formula comes from.
+
+#include <cmath>
+#include <cstdint>
+
+#include "macros.h"
+
+namespace pyinit {
+
+// a * b + c, either as one fused multiply-add or as two roundings. torch's own CPU kernels are FMA-contracted
+// in its AVX2/AVX512 builds and not in its DEFAULT build, so the choice is a run-time argument here and every
+// translation unit that uses it is compiled with -ffp-contract=off.
+template <bool kFma>
+PYINIT_INLINE float mul_add(float a, float b, float c) {
+  if constexpr (kFma) {
+#if defined(__CUDA_ARCH__)
+    return __fmaf_rn(a, b, c);
+#else
+    return __builtin_fmaf(a, b, c);
+#endif
+  } else {
+    return a * b + c;
+  }
+}
+
+template <bool kFma>
+PYINIT_INLINE double mul_add(double a, double b, double c) {
+  if constexpr (kFma) {
+#if defined(__CUDA_ARCH__)
+    return __fma_rn(a, b, c);
+#else
+    return __builtin_fma(a, b, c);
+#endif
+  } else {
+    return a * b + c;
+  }
+}
+
+// torch CPU: at::uniform_real_distribution<float> keeps the low 24 bits of one 32-bit word.
+PYINIT_INLINE float torch_cpu_unit_float(uint32_t word) {
+  return static_cast<float>(word & 0xFFFFFFu) * (1.0f / 16777216.0f);
+}
+
+// torch CPU: uniform_real_distribution<double> keeps the low 53 bits of random64() = (first << 32) | second.
+PYINIT_INLINE double torch_cpu_unit_double(uint32_t first, uint32_t second) {
+  const uint64_t bits = (static_cast<uint64_t>(first) << 32) | second;
+  return static_cast<double>(bits & ((uint64_t{1} << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+// Masked uniform: keep v where |v| >= threshold, else a zero of v's sign (what `w *= w.abs() >= t` writes).
+template <typename opmath_t>
+PYINIT_INLINE opmath_t mask_small(opmath_t v, opmath_t threshold) {
+  const opmath_t magnitude = v < 0 ? -v : v;
+  return magnitude >= threshold ? v : v * opmath_t(0);
+}
+
+}  // namespace pyinit
