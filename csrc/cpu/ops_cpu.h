@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/DistributionsHelper.h>
-#include <ATen/native/DispatchStub.h>
+#include <ATen/Version.h>
 
 #include <algorithm>
 #include <mutex>
@@ -35,9 +35,9 @@ inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t c
 // variant). See Note [The torch stream on CPU].
 inline const TorchStreamKernels& torch_stream_kernels() {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (at::native::get_cpu_capability() != at::native::CPUCapability::DEFAULT) {
-    return torch_stream_kernels_avx2();
-  }
+  // "DEFAULT", "AVX2", "AVX512" (honours ATEN_CPU_CAPABILITY); fixed for the life of the process.
+  static const bool vectorized = at::get_cpu_capability() != "DEFAULT";
+  if (vectorized) return torch_stream_kernels_avx2();
 #endif
   return torch_stream_kernels_default();
 }

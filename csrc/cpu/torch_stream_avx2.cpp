@@ -16,6 +16,10 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+// torch compiles avx_mathfun.h with GCC's default -ffp-contract=fast, which fuses its intrinsic multiplies and
+// adds into FMAs; the extension is built with -ffp-contract=off, so restore torch's setting for this code.
+// Nothing below relies on a * b + c staying unfused: the uniform transform here is an explicit FMA anyway.
+#pragma GCC optimize("fp-contract=fast")
 
 #ifndef CPU_CAPABILITY_AVX2
 #define CPU_CAPABILITY_AVX2  // enables avx_mathfun.h's AVX2 functions in this translation unit only

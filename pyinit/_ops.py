@@ -1,0 +1,45 @@
+"""Loads pyinit._C (which registers the torch.ops.pyinit operators) and registers their fake implementations.
+
+The operators mutate their first argument and return nothing; on meta and fake tensors they are no-ops, so
+initializers work on `meta` tensors and under torch.compile.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _C  # noqa: F401  (loading the library registers the operators)
+
+ops = torch.ops.pyinit
+
+_MUTATING_OPS = (
+    "uniform_",
+    "normal_",
+    "masked_uniform_",
+    "trunc_normal_",
+    "sparse_",
+    "fill_",
+    "eye_",
+    "dirac_",
+    "orthogonal_finish_",
+)
+
+
+def _register_fakes() -> None:
+    for name in _MUTATING_OPS:
+
+        def fake(*args, **kwargs) -> None:
+            return None
+
+        torch.library.register_fake(f"pyinit::{name}")(fake)
+
+
+_register_fakes()
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether pyinit::<op> has a kernel for the dispatch key of `device_type` ('cpu', 'cuda')."""
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    if key is None:
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{op}", key)

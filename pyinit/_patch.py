@@ -1,0 +1,71 @@
+"""Make torch.nn modules construct through pyinit.
+
+torch.nn layers initialize themselves by calling functions of the torch.nn.init module (for example
+`init.kaiming_uniform_` in nn.Linear.reset_parameters), looked up at call time. `patch_torch_init()` replaces
+those functions with pyinit's for as long as the context lasts (or until `restore_torch_init()` when called
+as a plain function), so `nn.Linear(4096, 4096)` runs pyinit's kernels and, in the torch stream, gets the same
+weights it would have got from torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch.nn.init as _torch_init
+
+from . import init as _pyinit
+
+_PATCHED_NAMES = tuple(
+    name for name in _pyinit.__all__ if hasattr(_torch_init, name) and name != "masked_uniform_"
+) + ("_no_grad_uniform_", "_no_grad_normal_", "_no_grad_trunc_normal_", "_no_grad_fill_", "_no_grad_zero_")
+
+_originals: dict[str, object] = {}
+
+
+def _install() -> None:
+    for name in _PATCHED_NAMES:
+        _originals.setdefault(name, getattr(_torch_init, name))
+        setattr(_torch_init, name, getattr(_pyinit, name))
+
+
+def restore_torch_init() -> None:
+    """Put torch.nn.init's own functions back."""
+    for name, fn in _originals.items():
+        setattr(_torch_init, name, fn)
+    _originals.clear()
+
+
+class _Patch(contextlib.AbstractContextManager):
+    def __init__(self) -> None:
+        self._was_patched = bool(_originals)
+        _install()
+
+    def __exit__(self, *exc) -> None:
+        if not self._was_patched:
+            restore_torch_init()
+
+
+def patch_torch_init() -> _Patch:
+    """Route torch.nn.init (and so every torch.nn module's reset_parameters) through pyinit.
+
+    Use as a context manager::
+
+        with pyinit.patch_torch_init():
+            model = MyModel()          # layers initialized by pyinit's kernels
+
+    or call it once (``pyinit.patch_torch_init()``) to patch for the rest of the program, and
+    ``pyinit.restore_torch_init()`` to undo it.
+    """
+    return _Patch()
+
+
+@contextlib.contextmanager
+def _unpatched() -> Iterator[None]:
+    saved = dict(_originals)
+    restore_torch_init()
+    try:
+        yield
+    finally:
+        if saved:
+            _install()

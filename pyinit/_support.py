@@ -1,0 +1,99 @@
+"""When an initializer runs a pyinit kernel, and when it falls back to torch (visibly).
+
+The `torch` stream promises the values the installed torch writes. Where pyinit has not verified its kernels
+against this torch version, device or platform, or has no kernel for a case (complex or integer dtypes, sparse
+layouts, tensor subclasses such as DTensor), it calls torch's own implementation instead and says so once per
+(initializer, reason) with a `PyinitFallbackWarning`. `fallback_reason()` returns that reason (or None) so tests
+can check that a fallback is taken on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import warnings
+
+import torch
+
+from ._ops import has_kernel
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+# torch versions whose CPU kernels pyinit reproduces bit for bit (checked by tests/test_bitwise_cpu.py).
+# torch 2.11/2.12 CPU distribution templates differ (see docs/decisions.md); they use torch's own code.
+_VERIFIED_CPU_TORCH = ((2, 13),)
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+class PyinitFallbackWarning(UserWarning):
+    """An initializer ran torch's own implementation instead of a pyinit kernel."""
+
+
+def torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def _allow_unverified() -> bool:
+    return os.environ.get("PYINIT_ALLOW_UNVERIFIED", "0") == "1"
+
+
+def _is_plain_tensor(tensor: torch.Tensor) -> bool:
+    if type(tensor) in (torch.Tensor, torch.nn.Parameter):
+        return True
+    # Fake and functional tensors (torch.compile tracing) dispatch to the operators' fake implementations.
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch._subclasses.functional_tensor import FunctionalTensor
+
+    return isinstance(tensor, (FakeTensor, FunctionalTensor))
+
+
+def is_dense(tensor: torch.Tensor) -> bool:
+    """Whether the elements of `tensor` fill a contiguous block of memory without overlap, in some order."""
+    dims = sorted((st, sz) for sz, st in zip(tensor.shape, tensor.stride()) if sz != 1)
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
+    """None when pyinit::<op> can run on `tensor`, else why not."""
+    if not isinstance(tensor, torch.Tensor):
+        return "not a tensor"
+    if not _is_plain_tensor(tensor):
+        return f"tensor subclass {type(tensor).__name__}"
+    if tensor.layout != torch.strided:
+        return f"layout {tensor.layout}"
+    if tensor.dtype not in _FLOAT_DTYPES:
+        return f"dtype {tensor.dtype}"
+    device = tensor.device.type
+    if device == "meta":
+        return None
+    if not has_kernel(op, device):
+        return f"no {device} kernel"
+    if device == "cpu" and not _allow_unverified():
+        if torch_version() not in _VERIFIED_CPU_TORCH:
+            return f"CPU kernels not verified against torch {torch.__version__}"
+        if not _X86:
+            return f"CPU kernels not verified on {platform.machine()}"
+    return None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def use_kernel(tensor: torch.Tensor, op: str, reason: str | None = None) -> bool:
+    """True to run pyinit::<op>; else warns once per (op, reason) and returns False."""
+    if reason is None:
+        reason = fallback_reason(tensor, op)
+    if reason is None:
+        return True
+    if (op, reason) not in _warned:
+        _warned.add((op, reason))
+        warnings.warn(
+            f"pyinit.{op}: using torch's implementation ({reason})", PyinitFallbackWarning, stacklevel=3
+        )
+    return False
