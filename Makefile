@@ -1,0 +1,37 @@
+# pyinit: `make test` and `make bench` do all set-up on a fresh machine (torch installed only if missing).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# The CPU build of torch that lies on the development/CI disk; any torch 2.11-2.13 already installed is kept.
+TORCH_SPEC ?= torch==2.13.0
+BENCH_ARGS ?=
+
+.PHONY: deps build test bench ctest nvcc-check lint clean
+
+deps:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
+	@$(PYTHON) -c "import numpy, scipy, pytest, ninja, matplotlib" 2>/dev/null || \
+		$(PIP) install -q numpy scipy pytest ninja matplotlib
+
+build: deps
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+
+test: build
+	$(PYTHON) -m pytest tests -q
+
+bench: build
+	$(PYTHON) -m benchmarks $(BENCH_ARGS)
+
+ctest: deps
+	cmake -S . -B cmake-build -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	cmake --build cmake-build -j
+	ctest --test-dir cmake-build --output-on-failure
+
+nvcc-check:
+	@if command -v nvcc >/dev/null 2>&1 && [ -x .ci/nvcc_check.sh ]; then .ci/nvcc_check.sh; \
+	else echo "nvcc-check: skipped (no nvcc or no .ci/nvcc_check.sh)"; fi
+
+lint:
+	ruff check pyinit tests benchmarks
+
+clean:
+	rm -rf build cmake-build pyinit/_C*.so *.egg-info

@@ -1,0 +1,120 @@
+#pragma once
+// The interface between pyinit's CUDA kernels (*.cu, compiled by plain nvcc: CUDA toolkit + csrc/pyinit only)
+// and the torch glue (*_cuda.cpp: tensors, generators, streams, checks, registration).
+//
+// Note [CUDA kernels without torch headers]
+// The .cu files see raw pointers, sizes, a cudaStream_t and the Philox state as plain integers, so that
+// .ci/nvcc_check.sh can compile them on a machine whose torch has no CUDA. Everything that needs a CUDA
+// build of torch lives in the glue, which setup.py compiles only when torch has CUDA.
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace pyinit::cuda {
+
+enum class DType : int { kHalf = 0, kBFloat16 = 1, kFloat = 2, kDouble = 3 };
+
+inline int dtype_size(DType dtype) {
+  return dtype == DType::kDouble ? 8 : dtype == DType::kFloat ? 4 : 2;
+}
+
+// torch's curand values per call: 4 (float4) for float/half/bfloat16, 2 (double2) for double.
+inline int torch_unroll(DType dtype) { return dtype == DType::kDouble ? 2 : 4; }
+
+// Note [Graph-safe Philox state]
+// The fields of torch's PhiloxCudaState, copied by the glue. Outside graph capture seed/offset hold the
+// values. During capture torch hands out device pointers to the seed and to the graph's base offset, which
+// each replay updates, plus this launch's offset inside the graph; the kernel reads them at run time (the
+// same thing at::cuda::philox::unpack does), so a replay draws fresh numbers.
+struct PhiloxArgs {
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+  const int64_t* seed_ptr = nullptr;
+  const int64_t* offset_ptr = nullptr;
+  uint64_t offset_intragraph = 0;
+  bool captured = false;
+};
+
+struct DeviceLimits {
+  int sm_count;
+  int max_threads_per_sm;
+};
+
+// SM count and max resident threads per SM of `device` (cached; cudaDeviceGetAttribute).
+DeviceLimits device_limits(int device);
+
+// One torch distribution launch: `numel` elements of `out` (storage positions 0 .. numel-1 in the linear
+// order of Note [torch CUDA element mapping]) drawn from `philox`, as a torch launch over `torch_threads`
+// threads (S) would draw them.
+struct RandomLaunch {
+  void* out;
+  int64_t numel;
+  int64_t torch_threads;
+  PhiloxArgs philox;
+};
+
+// uniform_(low, high), then optionally zero |v| < threshold (masked_uniform_). low/high as the user gave
+// them (already clamped to the dtype by the checks).
+struct UniformParams {
+  double low;
+  double high;
+  bool mask;
+  double threshold;
+};
+void launch_uniform(DType dtype, const RandomLaunch& launch, const UniformParams& params, cudaStream_t stream);
+
+struct NormalParams {
+  double mean;
+  double std;
+};
+void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& params, cudaStream_t stream);
+
+// Rejection sampling with normal proposals (torch >= 2.12 trunc_normal_): round r draws the normal_ that
+// torch's r-th full-tensor normal_ would draw, at offset (launch offset + r * round_stride); each element
+// keeps the first candidate inside [a, b] (bounds rounded to the dtype). `max_round` (device int32, zeroed by
+// the caller) receives the largest accepted round, or max_rounds if some element was never accepted.
+struct TruncNormalParams {
+  double mean;
+  double std;
+  double a;
+  double b;
+  uint64_t round_stride;
+  int32_t max_rounds;
+  int32_t* max_round;
+};
+void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params,
+                         cudaStream_t stream);
+
+// Row-major layout of a tensor (element strides). Deterministic kernels address elements through it.
+constexpr int kMaxDims = 8;
+struct Layout {
+  void* data;
+  int dims;
+  int64_t numel;
+  bool contiguous;
+  int64_t sizes[kMaxDims];
+  int64_t strides[kMaxDims];
+};
+
+void launch_fill(DType dtype, const Layout& out, double value, cudaStream_t stream);
+void launch_eye(DType dtype, const Layout& out, cudaStream_t stream);  // out: 2-d
+void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t stream);  // out: 3- to 5-d
+
+// self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros.
+void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col_stride, const int64_t* rows,
+                        int64_t cols, int64_t zeros, cudaStream_t stream);
+
+// out (rows x cols) = q' * sign(diag') * gain, q' = q (rows x q_cols, contiguous) or its transpose; diag has
+// one entry per column of q. q and diag are float or double (q_dtype); the product rounds to out's dtype.
+struct OrthogonalParams {
+  const void* q;
+  const void* diag;
+  DType q_dtype;
+  int64_t q_cols;
+  bool transposed;
+  double gain;
+};
+void launch_orthogonal_finish(DType dtype, const Layout& out, const OrthogonalParams& params, cudaStream_t stream);
+
+}  // namespace pyinit::cuda

@@ -1,0 +1,210 @@
+"""The torch stream on CPU: every random initializer writes exactly what torch.nn.init writes, bit for bit,
+and leaves the generator exactly where torch leaves it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.init as tinit
+from helpers import bitwise_equal, dtypes, generator_state, shapes
+
+import pyinit
+
+# (name, pyinit call, torch call); both receive (tensor, generator).
+RANDOM_INITS = {
+    "uniform_": (
+        lambda t, g: pyinit.uniform_(t, -3.3, 7.1, generator=g),
+        lambda t, g: tinit.uniform_(t, -3.3, 7.1, generator=g),
+    ),
+    "normal_": (
+        lambda t, g: pyinit.normal_(t, 0.5, 2.0, generator=g),
+        lambda t, g: tinit.normal_(t, 0.5, 2.0, generator=g),
+    ),
+    "trunc_normal_": (
+        lambda t, g: pyinit.trunc_normal_(t, generator=g),
+        lambda t, g: tinit.trunc_normal_(t, generator=g),
+    ),
+    "trunc_normal_offset": (
+        lambda t, g: pyinit.trunc_normal_(t, 0.1, 0.5, -0.3, 0.9, generator=g),
+        lambda t, g: tinit.trunc_normal_(t, 0.1, 0.5, -0.3, 0.9, generator=g),
+    ),
+    "masked_uniform_": (
+        lambda t, g: pyinit.masked_uniform_(t, generator=g),
+        lambda t, g: (tinit.uniform_(t, -10.0, 10.0, generator=g), t.mul_(t.abs() >= 5.0)),
+    ),
+    "xavier_uniform_": (
+        lambda t, g: pyinit.xavier_uniform_(t, 1.3, generator=g),
+        lambda t, g: tinit.xavier_uniform_(t, 1.3, generator=g),
+    ),
+    "xavier_normal_": (
+        lambda t, g: pyinit.xavier_normal_(t, generator=g),
+        lambda t, g: tinit.xavier_normal_(t, generator=g),
+    ),
+    "kaiming_uniform_": (
+        lambda t, g: pyinit.kaiming_uniform_(t, a=0.2, generator=g),
+        lambda t, g: tinit.kaiming_uniform_(t, a=0.2, generator=g),
+    ),
+    "kaiming_normal_": (
+        lambda t, g: pyinit.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
+        lambda t, g: tinit.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
+    ),
+}
+NEEDS_2D = {"xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"}
+
+
+def run_both(name, make, use_generator, seed=1234):
+    """Runs pyinit's and torch's initializer from the same generator state; returns outputs and states."""
+    p_init, t_init = RANDOM_INITS[name]
+    results = []
+    for init in (t_init, p_init):
+        gen = torch.Generator().manual_seed(seed) if use_generator else None
+        if not use_generator:
+            torch.manual_seed(seed)
+        base, view = make()
+        init(view, gen)
+        results.append((base, generator_state(gen)))
+    return results
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_INITS))
+@pytest.mark.parametrize("use_generator", [False, True], ids=["default_gen", "explicit_gen"])
+@shapes
+@dtypes
+def test_contiguous(name, shape, dtype, use_generator):
+    if name in NEEDS_2D and len(shape) < 2:
+        pytest.skip("fan computation needs 2 dimensions")
+    (t_out, t_state), (p_out, p_state) = run_both(
+        name, lambda: (lambda b: (b, b))(torch.empty(shape, dtype=dtype)), use_generator
+    )
+    assert bitwise_equal(p_out, t_out), f"{(p_out != t_out).sum()} values differ"
+    assert torch.equal(p_state, t_state), "generator state differs after the call"
+
+
+VIEWS = {
+    "transposed": lambda b: b.t(),
+    "sliced": lambda b: b[:, 1::3],
+    "rows": lambda b: b[2:40],
+    "permuted3d": lambda b: b.view(8, 5, 30).permute(2, 0, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_INITS))
+@pytest.mark.parametrize("view", sorted(VIEWS))
+@dtypes
+def test_views(name, view, dtype):
+    def make():
+        base = torch.zeros(40, 30, dtype=dtype)
+        return base, VIEWS[view](base)
+
+    (t_out, t_state), (p_out, p_state) = run_both(name, make, use_generator=False)
+    assert bitwise_equal(p_out, t_out), f"{(p_out != t_out).sum()} values differ"
+    assert torch.equal(p_state, t_state)
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_INITS))
+def test_large_odd_size(name):
+    # Above the parallel grain, not a multiple of 16, 2-D for the fan-based initializers.
+    (t_out, t_state), (p_out, p_state) = run_both(
+        name, lambda: (lambda b: (b, b))(torch.empty(1001, 1003)), use_generator=False
+    )
+    assert bitwise_equal(p_out, t_out)
+    assert torch.equal(p_state, t_state)
+
+
+def test_normal_cached_sample_chain():
+    # The serial normal_ path caches the second Box-Muller sample in the generator: interleave calls.
+    outs = []
+    for lib in (tinit, pyinit):
+        torch.manual_seed(5)
+        a, b, c = torch.empty(3), torch.empty(2, 5).t(), torch.empty(7)
+        lib.normal_(a)
+        lib.uniform_(c)
+        lib.normal_(b)
+        outs.append((a, b, c, torch.randn(3)))
+    for x, y in zip(*outs):
+        assert bitwise_equal(x, y)
+
+
+@dtypes
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (100, 37), (37, 100), (3, 1000)])
+def test_sparse(shape, dtype):
+    outs = []
+    for lib in (tinit, pyinit):
+        torch.manual_seed(11)
+        gen = torch.Generator().manual_seed(3)
+        t = torch.empty(shape, dtype=dtype)
+        lib.sparse_(t, 0.3, std=0.5, generator=gen)
+        outs.append((t, torch.get_rng_state(), gen.get_state()))
+    assert bitwise_equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1]) and torch.equal(outs[0][2], outs[1][2])
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.01, 1.0, 1.7, -0.2])
+def test_sparse_sparsity_edges(sparsity):
+    outs = []
+    for lib in (tinit, pyinit):
+        torch.manual_seed(2)
+        t = torch.empty(20, 9)
+        lib.sparse_(t, sparsity)
+        outs.append(t)
+    assert bitwise_equal(*outs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (7, 5), (6, 2, 3), (20, 37)])
+@pytest.mark.parametrize("gain", [1, 2.5])
+def test_orthogonal(shape, dtype, gain):
+    outs = []
+    for lib in (tinit, pyinit):
+        torch.manual_seed(4)
+        t = torch.empty(shape, dtype=dtype)
+        lib.orthogonal_(t, gain)
+        outs.append((t, torch.get_rng_state()))
+    assert bitwise_equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])
+
+
+@dtypes
+def test_deterministic_inits(dtype):
+    cases = [
+        (lambda lib, t: lib.constant_(t, 0.3), (4, 5)),
+        (lambda lib, t: lib.ones_(t), (4, 5)),
+        (lambda lib, t: lib.zeros_(t), (4, 5)),
+        (lambda lib, t: lib.eye_(t), (4, 6)),
+        (lambda lib, t: lib.eye_(t), (6, 4)),
+        (lambda lib, t: lib.dirac_(t), (4, 3, 5)),
+        (lambda lib, t: lib.dirac_(t, 2), (6, 4, 3, 3)),
+        (lambda lib, t: lib.dirac_(t, 3), (6, 2, 3, 3, 3)),
+    ]
+    for fn, shape in cases:
+        outs = []
+        for lib in (tinit, pyinit):
+            t = torch.full(shape, float("nan"), dtype=dtype)
+            fn(lib, t)
+            outs.append(t)
+        assert bitwise_equal(*outs), fn
+        # and through a transposed view
+        outs = []
+        for lib in (tinit, pyinit):
+            base = torch.full(tuple(reversed(shape)), float("nan"), dtype=dtype)
+            t = base.permute(*reversed(range(len(shape))))
+            fn(lib, t)
+            outs.append(base)
+        assert bitwise_equal(*outs), fn
+
+
+@dtypes
+def test_zero_element(dtype):
+    for fn in (
+        lambda lib, t: lib.uniform_(t),
+        lambda lib, t: lib.normal_(t),
+        lambda lib, t: lib.trunc_normal_(t),
+        lambda lib, t: lib.constant_(t, 2.0),
+    ):
+        states = []
+        for lib in (tinit, pyinit):
+            torch.manual_seed(0)
+            t = torch.empty(0, 5, dtype=dtype)
+            assert fn(lib, t) is t
+            states.append(torch.get_rng_state())
+        assert torch.equal(*states)
