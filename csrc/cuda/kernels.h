@@ -52,6 +52,7 @@ struct RandomLaunch {
   int64_t numel;
   int64_t torch_threads;
   PhiloxArgs philox;
+  DeviceLimits limits;  // bounds pyinit's own grid (resident blocks)
 };
 
 // uniform_(low, high), then optionally zero |v| < threshold (masked_uniform_). low/high as the user gave
