@@ -9,6 +9,9 @@
 #include <cstdint>
 
 namespace pyinit::cpu {
+// Internal linkage: torch_stream_avx2.cpp compiles these for AVX2, and the linker must not hand that copy to
+// translation units built for the baseline ISA.
+namespace {
 
 // Regenerates the 624-word state: the same recurrence as at::mt19937_engine::next_state, split into the
 // three ranges whose reads do not depend on words written in the same range closer than 227 positions.
@@ -58,4 +61,5 @@ inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
   engine.set_data(pod);
 }
 
+}  // namespace
 }  // namespace pyinit::cpu

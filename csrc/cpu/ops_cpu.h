@@ -12,7 +12,6 @@
 #include <optional>
 #include <vector>
 
-#include "mt19937_bulk.h"
 #include "../pyinit/transforms.h"
 #include "torch_stream_kernels.h"
 
@@ -24,13 +23,6 @@ inline at::CPUGeneratorImpl* cpu_generator(const std::optional<at::Generator>& g
   return at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
 }
 
-// Draws `count` words from the generator; the caller holds generator->mutex_.
-inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t count) {
-  at::mt19937 engine = generator->engine();
-  mt19937_draw(engine, out, count);
-  generator->set_engine(engine);
-}
-
 // The kernels for the capability torch itself dispatched (which decides FMA contraction and the Box-Muller
 // variant). See Note [The torch stream on CPU].
 inline const TorchStreamKernels& torch_stream_kernels() {
@@ -40,6 +32,13 @@ inline const TorchStreamKernels& torch_stream_kernels() {
   if (vectorized) return torch_stream_kernels_avx2();
 #endif
   return torch_stream_kernels_default();
+}
+
+// Draws `count` words from the generator; the caller holds generator->mutex_.
+inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t count) {
+  at::mt19937 engine = generator->engine();
+  torch_stream_kernels().draw_words(engine, out, count);
+  generator->set_engine(engine);
 }
 
 // A contiguous buffer standing for `self` in memory order (TensorIterator's visiting order for a single written

@@ -7,6 +7,7 @@ namespace pyinit::cpu {
 
 const TorchStreamKernels& torch_stream_kernels_default() {
   static const TorchStreamKernels kernels{
+      &mt19937_draw,
       &default_capability::uniform_from_words</*kFma=*/false>,
       &default_capability::normal_from_words,
       &default_capability::normal_resample_pending,

@@ -1,6 +1,7 @@
 #pragma once
 // The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in torch_stream.h.
 
+#include <ATen/core/MT19937RNGEngine.h>
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
@@ -9,6 +10,8 @@ namespace pyinit::cpu {
 
 // Entry points of one capability's kernels: `out` is a contiguous buffer of `dtype` in memory order.
 struct TorchStreamKernels {
+  // The next `count` words of torch's Mersenne Twister (see mt19937_bulk.h), vectorized for the capability.
+  void (*draw_words)(at::mt19937& engine, uint32_t* out, int64_t count);
   // uniform_ (and masked_uniform_ when `mask`): `words` holds 1 word per element (2 for double); it may alias out.
   void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
                              double to, bool mask, double threshold);
