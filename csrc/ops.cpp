@@ -37,3 +37,24 @@ TORCH_LIBRARY(pyinit, m) {
   // (rows, cols), or (cols, rows) when `transposed`.
   m.def("orthogonal_finish_(Tensor(a!) self, Tensor q, Tensor r, float gain, bool transposed) -> ()");
 }
+
+// ---- The philox stream (issue 4) --------------------------------------------------------------------------------
+// Counter-based initializers: the value of the element with global row-major index i is a pure function of
+// (key, offset, i, distribution, parameters, dtype). See Note [The philox stream] in
+// csrc/pyinit/philox_transforms.h and docs/philox_stream.md. `key` and `offset` are unsigned 64-bit numbers passed
+// as their int64 bit patterns. Sharding: with `global_shape` and `start` (one entry per dimension) `self` is the
+// block of a tensor of shape global_shape that starts at `start`, and gets exactly that block's values; both
+// empty means self is the whole tensor.
+TORCH_LIBRARY_FRAGMENT(pyinit, m) {
+  m.def("philox_uniform_(Tensor(a!) self, float low, float high, int key, int offset, int[] global_shape=[], "
+        "int[] start=[]) -> ()");
+  m.def("philox_normal_(Tensor(a!) self, float mean, float std, int key, int offset, int[] global_shape=[], "
+        "int[] start=[]) -> ()");
+  m.def("philox_masked_uniform_(Tensor(a!) self, float low, float high, float threshold, int key, int offset, "
+        "int[] global_shape=[], int[] start=[]) -> ()");
+  m.def("philox_trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, int key, int offset, "
+        "int[] global_shape=[], int[] start=[]) -> ()");
+  // Raw Philox words (int32 tensor), one per element in the one-word tile map, at counter stream `stream`.
+  m.def("philox_bits_(Tensor(a!) self, int key, int offset, int stream, int[] global_shape=[], "
+        "int[] start=[]) -> ()");
+}

@@ -1,0 +1,201 @@
+// The philox stream's float tile kernel for AVX2: eight Philox blocks per vector, then the uniform / normal
+// transforms of csrc/pyinit/philox_transforms.h operation for operation (no FMA, same polynomials, same order),
+// so the values are bit-identical to the portable kernel and the CUDA kernels. Compiled for AVX2 with a target
+// pragma; only called when the CPU reports AVX2 (philox_cpu.cpp). See Note [The philox stream].
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <cstdint>
+
+#include "philox_cpu.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#pragma GCC optimize("fp-contract=off")
+#include <immintrin.h>
+
+namespace pyinit::cpu {
+namespace {
+
+struct Block8 {
+  __m256i x, y, z, w;
+};
+
+inline void mulhilo8(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// The round keys of a call, broadcast once.
+struct RoundKeys {
+  __m256i k0[10], k1[10];
+  explicit RoundKeys(uint64_t key) {
+    uint32_t a = static_cast<uint32_t>(key), b = static_cast<uint32_t>(key >> 32);
+    for (int round = 0; round < 10; ++round) {
+      k0[round] = _mm256_set1_epi32(static_cast<int>(a));
+      k1[round] = _mm256_set1_epi32(static_cast<int>(b));
+      a += kPhiloxW0;
+      b += kPhiloxW1;
+    }
+  }
+};
+
+inline Block8 counters8(const PhiloxCall& call, uint64_t tile, uint64_t stream) {
+  alignas(32) uint32_t lo[8], hi[8];
+  const uint64_t base = call.offset + tile * 8;
+  for (int b = 0; b < 8; ++b) {
+    const uint64_t c = base + static_cast<uint64_t>(b);
+    lo[b] = static_cast<uint32_t>(c);
+    hi[b] = static_cast<uint32_t>(c >> 32);
+  }
+  return Block8{_mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
+                _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)),
+                _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream))),
+                _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)))};
+}
+
+inline void round8(Block8& s, __m256i m0, __m256i m1, __m256i k0, __m256i k1) {
+  __m256i hi0, lo0, hi1, lo1;
+  mulhilo8(s.x, m0, &hi0, &lo0);
+  mulhilo8(s.z, m1, &hi1, &lo1);
+  s = Block8{_mm256_xor_si256(_mm256_xor_si256(hi1, s.y), k0), lo1, _mm256_xor_si256(_mm256_xor_si256(hi0, s.w), k1),
+             lo0};
+}
+
+// Two tiles (16 blocks) at once: two independent dependency chains keep the multipliers busy.
+inline void philox16(const PhiloxCall& call, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
+                     Block8* b) {
+  *a = counters8(call, tile, stream);
+  *b = counters8(call, tile + 1, stream);
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+  for (int round = 0; round < 10; ++round) {
+    round8(*a, m0, m1, keys.k0[round], keys.k1[round]);
+    round8(*b, m0, m1, keys.k0[round], keys.k1[round]);
+  }
+}
+
+inline __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+inline __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+inline __m256 splat(float v) { return _mm256_set1_ps(v); }
+
+// philox_unit_float / philox_uniform_float
+inline __m256 uniform8(__m256i w, __m256 low, __m256 span) {
+  const __m256 u = mul(_mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8)), splat(5.9604644775390625e-08f));
+  return add(mul(u, span), low);
+}
+
+// philox_mask_float
+inline __m256 mask8(__m256 v, __m256 threshold) {
+  const __m256 magnitude = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)));
+  const __m256 keep = _mm256_cmp_ps(magnitude, threshold, _CMP_GE_OQ);
+  return _mm256_blendv_ps(mul(v, _mm256_setzero_ps()), v, keep);
+}
+
+// philox_log_float
+inline __m256 log8(__m256 x) {
+  const __m256i bits = _mm256_castps_si256(x);
+  __m256i exponent = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
+  const __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                                       _mm256_set1_epi32(0x3F000000)));
+  const __m256 small = _mm256_cmp_ps(m, splat(0.707106781186547524f), _CMP_LT_OQ);
+  exponent = _mm256_sub_epi32(exponent, _mm256_and_si256(_mm256_castps_si256(small), _mm256_set1_epi32(1)));
+  const __m256 t = _mm256_blendv_ps(add(m, splat(-1.0f)), add(add(m, m), splat(-1.0f)), small);
+  const __m256 z = mul(t, t);
+  __m256 y = splat(7.0376836292e-2f);
+  y = add(mul(y, t), splat(-1.1514610310e-1f));
+  y = add(mul(y, t), splat(1.1676998740e-1f));
+  y = add(mul(y, t), splat(-1.2420140846e-1f));
+  y = add(mul(y, t), splat(1.4249322787e-1f));
+  y = add(mul(y, t), splat(-1.6668057665e-1f));
+  y = add(mul(y, t), splat(2.0000714765e-1f));
+  y = add(mul(y, t), splat(-2.4999993993e-1f));
+  y = add(mul(y, t), splat(3.3333331174e-1f));
+  y = mul(mul(y, t), z);
+  const __m256 e = _mm256_cvtepi32_ps(exponent);
+  y = add(y, mul(splat(-2.12194440e-4f), e));
+  y = add(y, mul(splat(-0.5f), z));
+  __m256 r = add(t, y);
+  return add(r, mul(splat(0.693359375f), e));
+}
+
+// philox_radius_float
+inline __m256 radius8(__m256i w) {
+  const __m256i k = _mm256_add_epi32(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(1));
+  const __m256 u1 = mul(_mm256_cvtepi32_ps(k), splat(5.9604644775390625e-08f));
+  return _mm256_sqrt_ps(mul(splat(-2.0f), log8(u1)));
+}
+
+// philox_cossin_turn
+inline void cossin8(__m256i w, __m256* cos_out, __m256* sin_out) {
+  const __m256i quadrant = _mm256_srli_epi32(w, 30);
+  const __m256i fraction = _mm256_and_si256(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(0x3FFFFF));
+  const __m256 swap = _mm256_castsi256_ps(_mm256_cmpgt_epi32(fraction, _mm256_set1_epi32(0x200000)));
+  const __m256 f = mul(_mm256_cvtepi32_ps(fraction), splat(2.384185791015625e-07f));
+  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+  const __m256 g = _mm256_blendv_ps(f, add(splat(1.0f), _mm256_xor_ps(f, sign)), swap);
+  static constexpr float sc[6] = {PYINIT_PHILOX_SIN_COEFFS};
+  static constexpr float cc[7] = {PYINIT_PHILOX_COS_COEFFS};
+  const __m256 g2 = mul(g, g);
+  __m256 ps = splat(sc[5]);
+  for (int k = 4; k >= 0; --k) ps = add(mul(ps, g2), splat(sc[k]));
+  __m256 pc = splat(cc[6]);
+  for (int k = 5; k >= 0; --k) pc = add(mul(pc, g2), splat(cc[k]));
+  ps = mul(ps, g);
+  const __m256 s = _mm256_blendv_ps(ps, pc, swap);
+  const __m256 c = _mm256_blendv_ps(pc, ps, swap);
+  // quadrant q: cos = (c, -s, -c, s)[q], sin = (s, c, -s, -c)[q]
+  const __m256 odd = _mm256_castsi256_ps(
+      _mm256_cmpeq_epi32(_mm256_and_si256(quadrant, _mm256_set1_epi32(1)), _mm256_set1_epi32(1)));
+  const __m256 cos_base = _mm256_blendv_ps(c, s, odd);
+  const __m256 sin_base = _mm256_blendv_ps(s, c, odd);
+  const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
+  const __m256 cos_sign =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(quadrant, one), two), 30));
+  const __m256 sin_sign = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(quadrant, two), 30));
+  *cos_out = _mm256_xor_ps(cos_base, cos_sign);
+  *sin_out = _mm256_xor_ps(sin_base, sin_sign);
+}
+
+// The 32 values of one tile from its block words (see philox_float_tile_portable).
+inline void transform_tile(const PhiloxCall& call, const Block8& w, float* dst) {
+  if (call.kind == PhiloxKind::kNormal) {
+    const __m256 mean = splat(call.mean_f), std = splat(call.std_f);
+    const __m256i radius_words[2] = {w.x, w.z};
+    const __m256i angle_words[2] = {w.y, w.w};
+    for (int pair = 0; pair < 2; ++pair) {
+      const __m256 r = radius8(radius_words[pair]);
+      __m256 c, s;
+      cossin8(angle_words[pair], &c, &s);
+      _mm256_storeu_ps(dst + 16 * pair, add(mul(mul(r, c), std), mean));
+      _mm256_storeu_ps(dst + 16 * pair + 8, add(mul(mul(r, s), std), mean));
+    }
+    return;
+  }
+  const __m256 low = splat(call.low_f), span = splat(call.span_f), threshold = splat(call.threshold_f);
+  const __m256i lanes[4] = {w.x, w.y, w.z, w.w};
+  for (int slot = 0; slot < 4; ++slot) {
+    __m256 v = uniform8(lanes[slot], low, span);
+    if (call.mask_in_tile) v = mask8(v, threshold);
+    _mm256_storeu_ps(dst + 8 * slot, v);
+  }
+}
+
+}  // namespace
+
+void philox_float_tile_avx2(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst) {
+  const RoundKeys keys(call.key);
+  Block8 a, b;
+  for (int64_t t = 0; t < count; t += 2) {
+    philox16(call, keys, tile + t, stream, &a, &b);
+    transform_tile(call, a, dst + 32 * t);
+    if (t + 1 < count) transform_tile(call, b, dst + 32 * (t + 1));
+  }
+}
+
+}  // namespace pyinit::cpu
+
+#pragma GCC pop_options
+
+#endif  // x86-64
