@@ -9,8 +9,8 @@ BENCH_ARGS ?=
 
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
-	@$(PYTHON) -c "import numpy, scipy, pytest, ninja, matplotlib" 2>/dev/null || \
-		$(PIP) install -q numpy scipy pytest ninja matplotlib
+	@$(PYTHON) -c "import numpy, scipy, pytest, ninja, matplotlib, wheel, setuptools" 2>/dev/null || \
+		$(PIP) install -q numpy scipy pytest ninja matplotlib wheel setuptools
 
 build: deps
 	$(PIP) install -q --no-build-isolation --no-deps -e .
