@@ -8,7 +8,9 @@ same state out), with fused C++/CUDA kernels. Extras: `masked_uniform_` (a fused
 `patch_torch_init()` (make torch.nn modules construct through pyinit).
 """
 
+from . import philox
 from ._patch import patch_torch_init, restore_torch_init
+from ._stream import get_stream, set_stream, stream
 from ._support import PyinitFallbackWarning, fallback_reason
 from .init import (
     _calculate_correct_fan,
@@ -83,6 +85,11 @@ __all__ = [
     "restore_torch_init",
     "PyinitFallbackWarning",
     "fallback_reason",
+    # random streams (docs/philox_stream.md)
+    "philox",
+    "set_stream",
+    "get_stream",
+    "stream",
 ]
 
 _private_helpers = (

@@ -22,6 +22,12 @@ _MUTATING_OPS = (
     "eye_",
     "dirac_",
     "orthogonal_finish_",
+    # the philox stream
+    "philox_uniform_",
+    "philox_normal_",
+    "philox_masked_uniform_",
+    "philox_trunc_normal_",
+    "philox_bits_",
 )
 
 

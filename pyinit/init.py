@@ -17,6 +17,7 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 from typing_extensions import ParamSpec
 
+from . import _stream
 from ._ops import ops
 from ._support import is_dense as _is_dense
 from ._support import use_kernel
@@ -83,6 +84,12 @@ _torch_dirac_ = _torch_init.dirac_
 def _no_grad_uniform_(
     tensor: Tensor, a: float, b: float, generator: torch.Generator | None = None
 ) -> Tensor:
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._uniform(tensor, a, b, generator)
+    # [end philox stream hook]
     with torch.no_grad():
         if use_kernel(tensor, "uniform_"):
             ops.uniform_(tensor, a, b, generator)
@@ -96,6 +103,12 @@ def _no_grad_normal_(
     std: float,
     generator: torch.Generator | None = None,
 ) -> Tensor:
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._normal(tensor, mean, std, generator)
+    # [end philox stream hook]
     with torch.no_grad():
         if use_kernel(tensor, "normal_"):
             ops.normal_(tensor, mean, std, generator)
@@ -123,6 +136,12 @@ def _no_grad_trunc_normal_(
     b: float,
     generator: torch.Generator | None = None,
 ) -> Tensor:
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._trunc_normal(tensor, mean, std, a, b, generator)
+    # [end philox stream hook]
     # Meta tensors have no storage, so sampling is a no-op.
     if tensor.is_meta:
         return tensor
@@ -610,6 +629,12 @@ def orthogonal_(
     """
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._orthogonal(tensor, gain, generator)
+    # [end philox stream hook]
 
     if tensor.numel() == 0 or tensor.is_meta:
         # no-op
@@ -659,6 +684,12 @@ def sparse_(
     """
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._sparse(tensor, sparsity, std, generator)
+    # [end philox stream hook]
     if tensor.is_meta:
         return tensor
 
@@ -699,6 +730,12 @@ def masked_uniform_(
         >>> w = torch.empty(3, 5)
         >>> pyinit.masked_uniform_(w)
     """
+    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
+    if _stream.philox_active():
+        from . import philox as _philox
+
+        return _philox._masked_uniform(tensor, a, b, threshold, generator)
+    # [end philox stream hook]
     with torch.no_grad():
         if use_kernel(tensor, "masked_uniform_"):
             ops.masked_uniform_(tensor, a, b, threshold, generator)
