@@ -146,8 +146,9 @@ def test_sparse_sparsity_edges(sparsity):
         torch.manual_seed(2)
         t = torch.empty(20, 9)
         lib.sparse_(t, sparsity)
-        outs.append(t)
-    assert bitwise_equal(*outs)
+        outs.append((t, torch.get_rng_state()))
+    assert bitwise_equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1]), "default generator state differs"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

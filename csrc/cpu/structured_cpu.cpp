@@ -108,7 +108,7 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
   static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
       at::Tensor, double, double, std::optional<at::Generator>)>();
   normal_op.call(self, 0.0, std, generator);
-  if (zeros == 0 || rows < 1) return;
+  // torch draws every column's permutation even when nothing is zeroed: draw the words first.
   const int64_t words_per_column = rows - 1;
   auto storage = at::empty({std::max<int64_t>(cols * words_per_column, 1)}, at::TensorOptions().dtype(at::kInt));
   uint32_t* words = reinterpret_cast<uint32_t*>(storage.data_ptr<int32_t>());
@@ -117,6 +117,7 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
     std::lock_guard<std::mutex> lock(perm_gen->mutex_);
     draw_words(perm_gen, words, cols * words_per_column);
   }
+  if (zeros == 0) return;
   const int64_t row_stride = self.stride(0), col_stride = self.stride(1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "pyinit_sparse", [&] {
     scalar_t* base = self.data_ptr<scalar_t>();
