@@ -1,0 +1,365 @@
+"""The philox stream (docs/philox_stream.md): kernels against the NumPy oracle, thread count, SIMD path,
+views, shards, seeding and generators, the stream switch, distributions, and CUDA vs CPU."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from helpers import DEVICES, bitwise_equal, dtypes
+from scipy import stats
+
+import pyinit
+from pyinit import philox
+from pyinit.reference import philox_numpy as ref
+
+ops = torch.ops.pyinit
+KEY, OFFSET = 0x9E3779B97F4A7C15, 0xFFFFFFFFFFFFF000  # the counter wraps around 2^64 in larger tensors
+SIZES = [1, 7, 31, 33, 100, 1000, 4099]
+CUDA = torch.cuda.is_available()
+cuda_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+# (name, op arguments, oracle)
+TRUNC_CASES = [(0.0, 1.0, -2.0, 2.0), (0.0, 0.02, -2.0, 2.0), (0.0, 1.0, 0.5, 0.9), (1.0, 1.0, 3.0, 5.0),
+               (0.0, 1.0, -7.0, -6.0)]
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+def _np_dtype(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _run_op(kind: str, t: torch.Tensor, params: tuple, key=KEY, offset=OFFSET, **shard) -> torch.Tensor:
+    getattr(ops, f"philox_{kind}")(t, *params, _signed(key), _signed(offset),
+                                   shard.get("global_shape", []), shard.get("start", []))
+    return t
+
+
+def _oracle(kind: str, params: tuple, idx: np.ndarray, dtype: torch.dtype, key=KEY, offset=OFFSET):
+    fn = {"uniform_": ref.uniform, "normal_": ref.normal, "masked_uniform_": ref.masked_uniform,
+          "trunc_normal_": ref.trunc_normal}[kind]
+    return fn(key, offset, idx, *params, dtype=_np_dtype(dtype))
+
+
+KINDS = [("uniform_", (-2.0, 3.0)), ("masked_uniform_", (-10.0, 10.0, 5.0)), ("normal_", (0.5, 2.0))] + [
+    ("trunc_normal_", case) for case in TRUNC_CASES
+]
+kinds = pytest.mark.parametrize("kind,params", KINDS, ids=lambda x: x if isinstance(x, str) else str(x))
+
+
+def _ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ulps between float64 arrays (same sign assumed where nonzero)."""
+    return np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
+
+
+# ---- the kernels against the NumPy oracle --------------------------------------------------------------------
+
+@kinds
+@dtypes
+@pytest.mark.parametrize("n", SIZES)
+def test_cpu_matches_oracle(kind, params, dtype, n):
+    got = _run_op(kind, torch.empty(n, dtype=dtype), params).double().numpy()
+    expected = _oracle(kind, params, np.arange(n, dtype=np.uint64), dtype).astype(np.float64)
+    if dtype == torch.float64 and kind in ("normal_", "trunc_normal_"):
+        assert np.all(_ulp_distance(got, expected) <= 2)  # libm vs NumPy transcendental functions
+    else:
+        assert np.array_equal(got, expected)
+    if kind == "masked_uniform_":
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("kind,params", KINDS[:3], ids=lambda x: x if isinstance(x, str) else str(x))
+@dtypes
+def test_portable_and_avx2_paths_agree(kind, params, dtype, monkeypatch):
+    n = 32 * 40 + 5
+    monkeypatch.setenv("PYINIT_PHILOX_SIMD", "0")
+    portable = _run_op(kind, torch.empty(n, dtype=dtype), params)
+    monkeypatch.setenv("PYINIT_PHILOX_SIMD", "1")
+    simd = _run_op(kind, torch.empty(n, dtype=dtype), params)
+    assert bitwise_equal(portable, simd)
+
+
+def test_float32_transforms_are_accurate():
+    """The float32 polynomials (the definition) against float64 math: ln within 1 ulp-ish, cos/sin/normal within
+    a few ulps of float32 results of exact math."""
+    w = ref.bits(1, 2, np.arange(1 << 16, dtype=np.uint64))
+    u1 = ((w >> np.uint32(8)) + np.uint32(1)).astype(np.float32) * np.float32(2.0**-24)
+    log_err = np.abs(ref.log_float(u1).astype(np.float64) - np.log(u1.astype(np.float64)))
+    assert np.all(log_err <= 2 * np.spacing(np.abs(np.log(u1)).astype(np.float32)).astype(np.float64))
+    c, s = ref.cossin_turn(w)
+    angle = 2 * np.pi * (w >> np.uint32(8)).astype(np.float64) / 2**24
+    assert np.max(np.abs(c - np.cos(angle))) < 2e-7 and np.max(np.abs(s - np.sin(angle))) < 2e-7
+
+
+# ---- views, threads, shards ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64], ids=str)
+def test_view_gets_contiguous_values(kind, params, dtype):
+    base = torch.zeros(40, 70, dtype=dtype)
+    views = [base[:, ::2], base.t(), base[3:30, 5:66]]
+    for view in views:
+        _run_op(kind, view, params)
+        expected = _run_op(kind, torch.empty(view.shape, dtype=dtype), params)
+        assert bitwise_equal(view.contiguous(), expected)
+
+
+@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+def test_thread_count_does_not_change_values(kind, params):
+    n = (1 << 17) + 77  # several parallel chunks
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run_op(kind, torch.empty(n), params)
+        torch.set_num_threads(max(2, before))
+        many = _run_op(kind, torch.empty(n), params)
+        torch.set_num_threads(3)
+        three = _run_op(kind, torch.empty(n), params)
+    finally:
+        torch.set_num_threads(before)
+    assert bitwise_equal(one, many) and bitwise_equal(one, three)
+
+
+def _splits(size: int) -> list[list[tuple[int, int]]]:
+    even = [(0, size // 2), (size // 2, size - size // 2)]
+    uneven = [(0, 1), (1, size // 3), (1 + size // 3, size - 1 - size // 3)]
+    return [even, uneven]
+
+
+@pytest.mark.parametrize("shape", [(37, 66), (5, 9, 70)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_shards_equal_whole(shape, kind, params, dtype):
+    whole = _run_op(kind, torch.empty(shape, dtype=dtype), params)
+    for dim in range(len(shape)):
+        for split in _splits(shape[dim]):
+            for begin, length in split:
+                local_shape = list(shape)
+                local_shape[dim] = length
+                start = [0] * len(shape)
+                start[dim] = begin
+                local = _run_op(kind, torch.empty(local_shape, dtype=dtype), params,
+                                global_shape=list(shape), start=start)
+                assert bitwise_equal(local, whole.narrow(dim, begin, length))
+
+
+def test_shard_checks_fit():
+    with pytest.raises(RuntimeError, match="does not fit"):
+        _run_op("uniform_", torch.empty(4, 4), (0.0, 1.0), global_shape=[6, 6], start=[3, 0])
+
+
+@pytest.mark.parametrize("init,args", [("kaiming_uniform_", ()), ("xavier_normal_", ()), ("uniform_", ()),
+                                       ("trunc_normal_", (0.0, 0.02)), ("sparse_", (0.3,)),
+                                       ("masked_uniform_", ())])
+def test_init_shard_equals_whole(init, args):
+    shape = (30, 20)
+    torch.manual_seed(7)
+    whole = getattr(philox, init)(torch.empty(shape), *args)
+    for start, local_shape in [((0, 0), (13, 20)), ((13, 0), (17, 20)), ((0, 7), (30, 9)), ((4, 3), (5, 6))]:
+        torch.manual_seed(7)
+        local = philox.init_shard_(torch.empty(local_shape), shape, start, init, *args)
+        expected = whole[start[0]:start[0] + local_shape[0], start[1]:start[1] + local_shape[1]]
+        assert bitwise_equal(local, expected), (init, start)
+
+
+def test_init_shard_explicit_key_and_errors():
+    torch.manual_seed(3)
+    key = philox.draw_key()
+    a = philox.init_shard_(torch.empty(2, 3), (4, 3), (2, 0), "normal_", key=key)
+    b = philox.init_shard_(torch.empty(2, 3), (4, 3), (2, 0), philox.normal_, key=key)
+    assert bitwise_equal(a, b)
+    with pytest.raises(ValueError):
+        philox.init_shard_(torch.empty(2, 3), (4, 3), (3, 0), "normal_")
+    with pytest.raises(NotImplementedError):
+        philox.init_shard_(torch.empty(2, 3), (4, 3), (0, 0), "orthogonal_")
+
+
+# ---- seeds, generators, the stream switch --------------------------------------------------------------------
+
+RANDOM_INITS = [
+    ("uniform_", ()), ("normal_", ()), ("trunc_normal_", ()), ("xavier_uniform_", ()), ("xavier_normal_", ()),
+    ("kaiming_uniform_", ()), ("kaiming_normal_", ()), ("orthogonal_", ()), ("sparse_", (0.5,)),
+    ("masked_uniform_", ()),
+]
+random_inits = pytest.mark.parametrize("init,args", RANDOM_INITS, ids=[n for n, _ in RANDOM_INITS])
+
+
+@random_inits
+def test_seed_and_successive_calls(init, args):
+    fn = getattr(philox, init)
+    torch.manual_seed(11)
+    first = fn(torch.empty(16, 24), *args)
+    second = fn(torch.empty(16, 24), *args)
+    torch.manual_seed(11)
+    again = fn(torch.empty(16, 24), *args)
+    assert bitwise_equal(first, again)
+    assert not torch.equal(first, second)
+
+
+@random_inits
+def test_generator_is_honoured(init, args):
+    fn = getattr(philox, init)
+    kw = {"generator": torch.Generator().manual_seed(5)}
+    a = fn(torch.empty(16, 24), *args, **kw)
+    state = torch.get_rng_state()
+    b = fn(torch.empty(16, 24), *args, generator=torch.Generator().manual_seed(5))
+    c = fn(torch.empty(16, 24), *args, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(state, torch.get_rng_state())  # the default generator is not used
+    assert bitwise_equal(a, b) and not torch.equal(a, c)
+    if init == "sparse_":
+        assert torch.equal(a == 0, b == 0) and not torch.equal(a == 0, c == 0)
+
+
+def test_sparse_pattern_matches_oracle():
+    g = torch.Generator().manual_seed(9)
+    w = philox.sparse_(torch.empty(50, 12), 0.3, generator=g)
+    key, offset = philox.draw_key(torch.Generator().manual_seed(9))
+    mask = ref.sparse_zero_mask(key, offset, 50, 12, math.ceil(0.3 * 50))
+    assert np.array_equal((w == 0).numpy(), mask)
+    assert torch.all((w == 0).sum(0) == 15)
+    values = ref.normal(key, offset, np.arange(600, dtype=np.uint64), 0.0, 0.01).reshape(50, 12)
+    assert np.array_equal(w.numpy()[~mask], values[~mask])
+
+
+def test_draw_key_definition():
+    g = torch.Generator().manual_seed(123)
+    words = torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=torch.Generator().manual_seed(123))
+    w = [int(x) for x in words]
+    assert philox.draw_key(g) == (w[0] | w[1] << 32, w[2] | w[3] << 32)
+    torch.manual_seed(4)
+    key, offset = philox.draw_key()
+    t = philox.uniform_(torch.empty(100), generator=torch.Generator().manual_seed(4))
+    assert np.array_equal(t.numpy(), ref.uniform(key, offset, np.arange(100, dtype=np.uint64), 0.0, 1.0))
+
+
+def test_stream_switch_and_context():
+    assert pyinit.get_stream() == "torch"
+    torch.manual_seed(2)
+    expected = philox.kaiming_uniform_(torch.empty(8, 9))
+    with pyinit.stream("philox"):
+        assert pyinit.get_stream() == "philox"
+        torch.manual_seed(2)
+        assert bitwise_equal(pyinit.kaiming_uniform_(torch.empty(8, 9)), expected)
+        with pyinit.stream("torch"):
+            torch.manual_seed(2)
+            got = pyinit.kaiming_uniform_(torch.empty(8, 9))
+            torch.manual_seed(2)
+            assert bitwise_equal(got, torch.nn.init.kaiming_uniform_(torch.empty(8, 9)))
+    assert pyinit.get_stream() == "torch"
+    pyinit.set_stream("philox")
+    try:
+        torch.manual_seed(2)
+        assert bitwise_equal(pyinit.kaiming_uniform_(torch.empty(8, 9)), expected)
+    finally:
+        pyinit.set_stream("torch")
+    with pytest.raises(ValueError):
+        pyinit.set_stream("mt19937")
+
+
+def test_meta_and_fallbacks():
+    state = torch.get_rng_state()
+    philox.normal_(torch.empty(3, 4, device="meta"))
+    assert torch.equal(state, torch.get_rng_state())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        philox.uniform_(torch.empty(5, dtype=torch.complex64))
+    assert any(issubclass(w.category, pyinit.PyinitFallbackWarning) for w in caught)
+
+
+def test_opcheck():
+    for name, args in [("philox_uniform_", (-1.0, 1.0)), ("philox_normal_", (0.0, 1.0)),
+                       ("philox_masked_uniform_", (-1.0, 1.0, 0.5)),
+                       ("philox_trunc_normal_", (0.0, 1.0, -2.0, 2.0))]:
+        torch.library.opcheck(getattr(ops, name), (torch.empty(5, 6), *args, 1, 2, [], []))
+
+
+# ---- distributions -------------------------------------------------------------------------------------------
+
+N_STAT = 1 << 17
+
+
+def _sample(kind: str, params: tuple, n: int = N_STAT) -> np.ndarray:
+    return _run_op(kind, torch.empty(n, dtype=torch.float64), params, key=12345, offset=0).numpy()
+
+
+def test_ks_uniform_and_normal():
+    assert stats.kstest(_sample("uniform_", (-2.0, 3.0)), stats.uniform(-2.0, 5.0).cdf).pvalue > 1e-3
+    assert stats.kstest(_sample("normal_", (0.5, 2.0)), stats.norm(0.5, 2.0).cdf).pvalue > 1e-3
+    f32 = _run_op("normal_", torch.empty(N_STAT), (0.0, 1.0), key=99, offset=0).double().numpy()
+    assert stats.kstest(f32, stats.norm().cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("case", TRUNC_CASES, ids=str)
+def test_ks_trunc_normal(case):
+    mean, std, a, b = case
+    for dtype in (torch.float64, torch.float32):
+        x = _run_op("trunc_normal_", torch.empty(N_STAT, dtype=dtype), case, key=777, offset=0).double().numpy()
+        assert x.min() >= a and x.max() <= b
+        dist = stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
+        assert stats.kstest(x, dist.cdf).pvalue > 1e-3
+
+
+def test_ks_masked_uniform_mixture():
+    x = _sample("masked_uniform_", (-10.0, 10.0, 5.0))
+    assert abs(np.mean(x == 0) - 0.5) < 4 * math.sqrt(0.25 / N_STAT)
+    nonzero = x[x != 0]
+    assert np.all(np.abs(nonzero) >= 5)
+
+    def mixture_cdf(v):  # 1/2 point mass at 0, 1/4 uniform on [-10, -5) and on [5, 10)
+        return np.clip((v + 10) / 20, 0, 0.25) + 0.5 * (v >= 0) + np.clip((v - 5) / 20, 0, 0.25)
+
+    assert stats.kstest(nonzero, lambda v: (mixture_cdf(v) - 0.5 * (v >= 0)) * 2).pvalue > 1e-3
+
+
+def test_moments_of_initializers():
+    torch.manual_seed(0)
+    w = philox.kaiming_normal_(torch.empty(512, 256), nonlinearity="relu")
+    assert abs(w.std().item() / math.sqrt(2 / 256) - 1) < 0.01 and abs(w.mean().item()) < 1e-3
+    w = philox.kaiming_uniform_(torch.empty(512, 256), a=math.sqrt(5))
+    bound = math.sqrt(6 / ((1 + 5) * 256))
+    assert w.abs().max().item() <= bound and abs(w.std().item() / (bound / math.sqrt(3)) - 1) < 0.01
+    w = philox.xavier_uniform_(torch.empty(300, 200))
+    assert abs(w.var().item() / (2 / 500) - 1) < 0.02
+    w = philox.trunc_normal_(torch.empty(256, 256), std=0.02)
+    assert abs(w.std().item() / 0.02 - 1) < 0.01 and w.abs().max().item() <= 2
+    q = philox.orthogonal_(torch.empty(64, 100))
+    assert torch.allclose(q @ q.T, torch.eye(64), atol=1e-5)
+
+
+# ---- CUDA ----------------------------------------------------------------------------------------------------
+
+@cuda_only
+@kinds
+@dtypes
+def test_cuda_matches_cpu(kind, params, dtype):
+    for n in (1, 33, 4099, (1 << 20) + 3):
+        cpu = _run_op(kind, torch.empty(n, dtype=dtype), params)
+        gpu = _run_op(kind, torch.empty(n, dtype=dtype, device="cuda"), params).cpu()
+        if dtype == torch.float64 and kind in ("normal_", "trunc_normal_"):
+            assert np.all(_ulp_distance(gpu.numpy(), cpu.numpy()) <= 2)
+        else:
+            assert bitwise_equal(cpu, gpu)
+
+
+@cuda_only
+def test_cuda_shards_views_and_seed():
+    whole = _run_op("normal_", torch.empty(37, 66, device="cuda"), (0.0, 1.0))
+    local = _run_op("normal_", torch.empty(10, 20, device="cuda"), (0.0, 1.0), global_shape=[37, 66],
+                    start=[20, 40])
+    assert bitwise_equal(local, whole[20:30, 40:60])
+    view = torch.empty(66, 37, device="cuda").t()
+    assert bitwise_equal(_run_op("normal_", view, (0.0, 1.0)), whole)
+    torch.manual_seed(0)
+    a = philox.kaiming_uniform_(torch.empty(64, 64, device="cuda")).cpu()
+    torch.manual_seed(0)
+    assert bitwise_equal(a, philox.kaiming_uniform_(torch.empty(64, 64)))
+
+
+def test_devices_axis_is_shared():
+    assert "cpu" in DEVICES

@@ -1,0 +1,53 @@
+"""Philox4x32-10 against the Random123 known-answer vectors: the NumPy oracle and the C++ kernels (through
+philox_bits_, whose element 8 * lane of a tile is word `lane` of block 0)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pyinit  # noqa: F401  (registers the operators)
+from pyinit.reference import philox_numpy as ref
+
+from helpers import devices
+
+KAT_IDS = ["zeros", "ones", "pi"]
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+def test_numpy_kat():
+    assert ref.check_kat()
+    for ctr, key, expected in ref.KAT:
+        assert [int(w) for w in ref.philox4x32_10(*ctr, *key)] == list(expected)
+
+
+def test_numpy_detects_a_broken_round():
+    ctr, key, expected = ref.KAT[2]
+    broken = ref.philox4x32_10(ctr[0] ^ 1, *ctr[1:], *key)
+    assert [int(w) for w in broken] != list(expected)
+
+
+@devices
+@pytest.mark.parametrize("case", range(len(ref.KAT)), ids=KAT_IDS)
+def test_kernel_kat(device, case):
+    ctr, key, expected = ref.KAT[case]
+    words = torch.empty(32, dtype=torch.int32, device=device)
+    offset = ctr[0] | (ctr[1] << 32)
+    stream = ctr[2] | (ctr[3] << 32)
+    torch.ops.pyinit.philox_bits_(words, _signed(key[0] | (key[1] << 32)), _signed(offset), _signed(stream))
+    got = [int(w) & 0xFFFFFFFF for w in words.cpu()[[0, 8, 16, 24]]]
+    assert got == list(expected)
+
+
+@devices
+def test_kernel_bits_match_oracle(device):
+    key, offset = 0x0123456789ABCDEF, 0xFFFFFFFFFFFFFF00  # the counter wraps around 2^64
+    n = 32 * 70 + 13
+    words = torch.empty(n, dtype=torch.int32, device=device)
+    torch.ops.pyinit.philox_bits_(words, _signed(key), _signed(offset), 5)
+    expected = ref.bits(key, offset, np.arange(n, dtype=np.uint64), stream=5)
+    assert np.array_equal(words.cpu().numpy().view(np.uint32), expected)
