@@ -274,13 +274,37 @@ void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a,
   const PhiloxTruncParams t = philox_trunc_params(mean, std, a, b);
   const PhiloxDtype dtype = philox_dtype(self);
   const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset);
+  auto store = [&](char* base, int64_t l, double v) {
+    if (dtype == PhiloxDtype::kDouble) {
+      reinterpret_cast<double*>(base)[l] = v;
+    } else {
+      store_float_as(base, l, static_cast<float>(v), dtype);
+    }
+  };
+  // Float dtypes, rejection: round 0 of whole tiles through the (SIMD) normal tile kernel; the elements it
+  // rejects (and the rest) through the scalar definition, which gives the same round-0 values.
+  const bool tiled = t.rejection && dtype != PhiloxDtype::kDouble;
+  PhiloxCall normal = make_call(self, PhiloxKind::kNormal, key, offset);
+  normal.mean_f = static_cast<float>(mean);
+  normal.std_f = static_cast<float>(std);
+  const PhiloxFloatTileFn tile_fn = float_tile_kernel();
   philox_launch(self, map, [&](char* base, int64_t l, uint64_t g, int64_t n) {
-    for (int64_t j = 0; j < n; ++j) {
-      const double v = philox_trunc_normal_value(k, o, g + j, t, dtype);
-      if (dtype == PhiloxDtype::kDouble) {
-        reinterpret_cast<double*>(base)[l + j] = v;
+    alignas(32) float scratch[32];
+    while (n > 0) {
+      if (tiled && g % 32 == 0 && n >= 32) {
+        tile_fn(normal, g / 32, 1, 0, scratch);
+        for (int j = 0; j < 32; ++j) {
+          const double v = static_cast<double>(round_to_dtype(scratch[j], dtype));
+          store(base, l + j, v >= t.a && v <= t.b ? v : philox_trunc_normal_value(k, o, g + j, t, dtype));
+        }
+        l += 32;
+        g += 32;
+        n -= 32;
       } else {
-        store_float_as(base, l + j, static_cast<float>(v), dtype);
+        store(base, l, philox_trunc_normal_value(k, o, g, t, dtype));
+        ++l;
+        ++g;
+        --n;
       }
     }
   });

@@ -42,17 +42,22 @@ struct RoundKeys {
 };
 
 inline Block8 counters8(const PhiloxCall& call, uint64_t tile, uint64_t stream) {
-  alignas(32) uint32_t lo[8], hi[8];
   const uint64_t base = call.offset + tile * 8;
+  const __m256i stream_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+  const __m256i stream_hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
+  if (static_cast<uint32_t>(base) <= 0xFFFFFFF7u) {  // no carry into the high word within these 8 blocks
+    const __m256i lo = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))),
+                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return Block8{lo, _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32))), stream_lo, stream_hi};
+  }
+  alignas(32) uint32_t lo[8], hi[8];
   for (int b = 0; b < 8; ++b) {
     const uint64_t c = base + static_cast<uint64_t>(b);
     lo[b] = static_cast<uint32_t>(c);
     hi[b] = static_cast<uint32_t>(c >> 32);
   }
   return Block8{_mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
-                _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)),
-                _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream))),
-                _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)))};
+                _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), stream_lo, stream_hi};
 }
 
 inline void round8(Block8& s, __m256i m0, __m256i m1, __m256i k0, __m256i k1) {
@@ -135,13 +140,13 @@ inline void cossin8(__m256i w, __m256* cos_out, __m256* sin_out) {
   const __m256 f = mul(_mm256_cvtepi32_ps(fraction), splat(2.384185791015625e-07f));
   const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
   const __m256 g = _mm256_blendv_ps(f, add(splat(1.0f), _mm256_xor_ps(f, sign)), swap);
-  static constexpr float sc[6] = {PYINIT_PHILOX_SIN_COEFFS};
-  static constexpr float cc[7] = {PYINIT_PHILOX_COS_COEFFS};
+  static constexpr float sc[5] = {PYINIT_PHILOX_SIN_COEFFS};
+  static constexpr float cc[6] = {PYINIT_PHILOX_COS_COEFFS};
   const __m256 g2 = mul(g, g);
-  __m256 ps = splat(sc[5]);
-  for (int k = 4; k >= 0; --k) ps = add(mul(ps, g2), splat(sc[k]));
-  __m256 pc = splat(cc[6]);
-  for (int k = 5; k >= 0; --k) pc = add(mul(pc, g2), splat(cc[k]));
+  __m256 ps = splat(sc[4]);
+  for (int k = 3; k >= 0; --k) ps = add(mul(ps, g2), splat(sc[k]));
+  __m256 pc = splat(cc[5]);
+  for (int k = 4; k >= 0; --k) pc = add(mul(pc, g2), splat(cc[k]));
   ps = mul(ps, g);
   const __m256 s = _mm256_blendv_ps(ps, pc, swap);
   const __m256 c = _mm256_blendv_ps(pc, ps, swap);
