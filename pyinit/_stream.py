@@ -6,8 +6,8 @@ torch.nn.init) or ``"philox"`` (counter-based; see docs/philox_stream.md).
         ...
     pyinit.philox.kaiming_uniform_(w)  # per call: pyinit.philox.* always use the philox stream
 
-The process-wide choice is a module global; the block choice is a ``contextvars.ContextVar``, so a ``with`` block
-in one thread (or asyncio task) does not change the stream of another.
+The process-wide choice is a module global; the block choice is a ``contextvars.ContextVar``, so a
+``with`` block in one thread (or asyncio task) does not change the stream of another.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ StreamName = Literal["torch", "philox"]
 STREAMS: tuple[str, ...] = ("torch", "philox")
 
 _default: str = "torch"
-_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("pyinit_stream", default=None)
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pyinit_stream", default=None
+)
 
 
 def _check(name: str) -> str:
@@ -37,7 +39,8 @@ def set_stream(name: StreamName) -> None:
 
 
 def get_stream() -> str:
-    """The random stream in effect here: the innermost ``pyinit.stream(...)`` block, else the process default."""
+    """The random stream in effect here: the innermost ``pyinit.stream(...)`` block, else the
+    process default."""
     override = _override.get()
     return _default if override is None else override
 

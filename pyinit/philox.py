@@ -1,13 +1,15 @@
-"""The philox stream: counter-based random initializers that give the same values whatever the thread count,
-the device or the sharding (see docs/philox_stream.md for the exact definition).
+"""The philox stream: counter-based random initializers that give the same values whatever the
+thread count, the device or the sharding (see docs/philox_stream.md for the exact definition).
 
-Every random initializer of pyinit exists here with the same signature and always uses the philox stream;
-``pyinit.set_stream("philox")`` / ``with pyinit.stream("philox"):`` make the plain ``pyinit.*`` initializers
-route here. ``init_shard_`` fills one block of a larger (global) tensor with exactly that block's values.
+Every random initializer of pyinit exists here with the same signature and always uses the philox
+stream; ``pyinit.set_stream("philox")`` / ``with pyinit.stream("philox"):`` make the plain
+``pyinit.*`` initializers route here. ``init_shard_`` fills one block of a larger (global) tensor
+with exactly that block's values.
 
 Each call on a non-meta tensor takes a 64-bit key and a 64-bit counter offset from a torch.Generator
-(``draw_key``): ``generator`` if given, else ``torch.default_generator`` (the CPU one, whatever the tensor's
-device, so that CPU and CUDA tensors get the same values after the same ``torch.manual_seed``).
+(``draw_key``): ``generator`` if given, else ``torch.default_generator`` (the CPU one, whatever the
+tensor's device, so that CPU and CUDA tensors get the same values after the same
+``torch.manual_seed``).
 """
 
 from __future__ import annotations
@@ -71,10 +73,11 @@ _shard = _ShardState()
 def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
     """The (key, offset) of one philox call, as unsigned 64-bit integers.
 
-    A CPU generator (``generator``, or ``torch.default_generator`` when None) gives
-    ``w = torch.randint(0, 2**32, (4,), generator=g)``: key = w0 | w1 << 32, offset = w2 | w3 << 32 (it advances
-    the generator like any draw). A CUDA (or other Philox-based) generator gives key =
-    splitmix64(splitmix64(initial_seed) ^ generator offset), offset = 0, and advances its offset by 4.
+    A CPU generator (``generator``, or ``torch.default_generator`` when None) gives ``w =
+    torch.randint(0, 2**32, (4,), generator=g)``: key = w0 | w1 << 32, offset = w2 | w3 << 32 (it
+    advances the generator like any draw). A CUDA (or other Philox-based) generator gives key =
+    splitmix64(splitmix64(initial_seed) ^ generator offset), offset = 0, and advances its offset by
+    4.
     """
     if _shard.key is not None:
         return _shard.key
@@ -88,7 +91,8 @@ def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
 
 
 def _target(tensor: Tensor) -> tuple[Tensor, list[int], list[int]]:
-    """The tensor to write and its (global_shape, start): the local block when `tensor` is init_shard_'s proxy."""
+    """The tensor to write and its (global_shape, start): the local block when `tensor` is
+    init_shard_'s proxy."""
     if _shard.proxy is not None and tensor is _shard.proxy:
         assert _shard.local is not None
         return _shard.local, list(_shard.global_shape), list(_shard.start)
@@ -101,15 +105,29 @@ def _fallback(tensor: Tensor, op: str, reason: str) -> None:
     )
 
 
-def _run(op: str, tensor: Tensor, params: tuple, generator: torch.Generator | None,
-         torch_fallback: Callable[[], Any]) -> Tensor:
-    """Runs pyinit::philox_<op> on `tensor` (or init_shard_'s block): the device kernel, else a CPU buffer copied
-    over (same values), else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
+def _run(
+    op: str,
+    tensor: Tensor,
+    params: tuple,
+    generator: torch.Generator | None,
+    torch_fallback: Callable[[], Any],
+) -> Tensor:
+    """Runs pyinit::philox_<op> on `tensor` (or init_shard_'s block): the device kernel, else a CPU
+    buffer copied over (same values), else torch's stream with a warning (tensor subclasses,
+    non-float dtypes)."""
     target, global_shape, start = _target(tensor)
     if target.is_meta:
         return tensor
-    if not _is_plain_tensor(target) or target.layout != torch.strided or target.dtype not in _FLOAT_DTYPES:
-        _fallback(target, op, f"no philox kernel for {type(target).__name__} {target.dtype} {target.layout}")
+    if (
+        not _is_plain_tensor(target)
+        or target.layout != torch.strided
+        or target.dtype not in _FLOAT_DTYPES
+    ):
+        _fallback(
+            target,
+            op,
+            f"no philox kernel for {type(target).__name__} {target.dtype} {target.layout}",
+        )
         torch_fallback()
         return tensor
     key, offset = draw_key(generator)
@@ -124,29 +142,53 @@ def _run(op: str, tensor: Tensor, params: tuple, generator: torch.Generator | No
     return tensor
 
 
-# ---- the no-grad helpers the torch-stream mirror routes to (see the hooks in pyinit/init.py) -------------------
-
-def _uniform(tensor: Tensor, a: float, b: float, generator: torch.Generator | None = None) -> Tensor:
-    return _run("uniform_", tensor, (float(a), float(b)), generator,
-                lambda: tensor.uniform_(a, b, generator=generator))
+# ---- the no-grad helpers the torch-stream mirror routes to (see the hooks in pyinit/init.py) -----
 
 
-def _normal(tensor: Tensor, mean: float, std: float, generator: torch.Generator | None = None) -> Tensor:
-    return _run("normal_", tensor, (float(mean), float(std)), generator,
-                lambda: tensor.normal_(mean, std, generator=generator))
+def _uniform(
+    tensor: Tensor, a: float, b: float, generator: torch.Generator | None = None
+) -> Tensor:
+    return _run(
+        "uniform_",
+        tensor,
+        (float(a), float(b)),
+        generator,
+        lambda: tensor.uniform_(a, b, generator=generator),
+    )
 
 
-def _masked_uniform(tensor: Tensor, a: float, b: float, threshold: float,
-                    generator: torch.Generator | None = None) -> Tensor:
+def _normal(
+    tensor: Tensor, mean: float, std: float, generator: torch.Generator | None = None
+) -> Tensor:
+    return _run(
+        "normal_",
+        tensor,
+        (float(mean), float(std)),
+        generator,
+        lambda: tensor.normal_(mean, std, generator=generator),
+    )
+
+
+def _masked_uniform(
+    tensor: Tensor, a: float, b: float, threshold: float, generator: torch.Generator | None = None
+) -> Tensor:
     def composition() -> None:
         tensor.uniform_(a, b, generator=generator)
         tensor.mul_(tensor.abs() >= threshold)
 
-    return _run("masked_uniform_", tensor, (float(a), float(b), float(threshold)), generator, composition)
+    return _run(
+        "masked_uniform_", tensor, (float(a), float(b), float(threshold)), generator, composition
+    )
 
 
-def _trunc_normal(tensor: Tensor, mean: float, std: float, a: float, b: float,
-                  generator: torch.Generator | None = None) -> Tensor:
+def _trunc_normal(
+    tensor: Tensor,
+    mean: float,
+    std: float,
+    a: float,
+    b: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     if std <= 0 or not a < b:
         return _init._torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
     if (mean < a - 2 * std) or (mean > b + 2 * std):
@@ -155,13 +197,21 @@ def _trunc_normal(tensor: Tensor, mean: float, std: float, a: float, b: float,
             "The distribution of values may be incorrect.",
             stacklevel=4,
         )
-    return _run("trunc_normal_", tensor, (float(mean), float(std), float(a), float(b)), generator,
-                lambda: _init._torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator))
+    return _run(
+        "trunc_normal_",
+        tensor,
+        (float(mean), float(std), float(a), float(b)),
+        generator,
+        lambda: _init._torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator),
+    )
 
 
-def _sparse(tensor: Tensor, sparsity: float, std: float, generator: torch.Generator | None = None) -> Tensor:
-    """normal_(0, std) values; per column, the ceil(sparsity * rows) rows with the smallest philox_bits words
-    (stream 1, ties by row) are zero. Both from one (key, offset), so `generator` governs the pattern too."""
+def _sparse(
+    tensor: Tensor, sparsity: float, std: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """normal_(0, std) values; per column, the ceil(sparsity * rows) rows with the smallest
+    philox_bits words (stream 1, ties by row) are zero. Both from one (key, offset), so `generator`
+    governs the pattern too."""
     target, global_shape, start = _target(tensor)
     rows, cols = global_shape if global_shape else list(tensor.shape)
     if target.is_meta:
@@ -184,12 +234,13 @@ def _sparse(tensor: Tensor, sparsity: float, std: float, generator: torch.Genera
     mask.scatter_(0, order[:num_zeros], True)
     row0 = start[0] if start else 0
     with torch.no_grad():
-        target.masked_fill_(mask[row0:row0 + target.shape[0]].to(target.device), 0.0)
+        target.masked_fill_(mask[row0 : row0 + target.shape[0]].to(target.device), 0.0)
     return tensor
 
 
 def _orthogonal(tensor: Tensor, gain: float, generator: torch.Generator | None = None) -> Tensor:
-    """The Gaussian matrix from the philox stream (float32 for half/bfloat16), then torch.linalg.qr."""
+    """The Gaussian matrix from the philox stream (float32 for half/bfloat16), then
+    torch.linalg.qr."""
     if _shard.proxy is not None and tensor is _shard.proxy:
         raise NotImplementedError("pyinit.philox.init_shard_: orthogonal_ needs the whole matrix")
     if tensor.numel() == 0 or tensor.is_meta:
@@ -211,85 +262,124 @@ def _orthogonal(tensor: Tensor, gain: float, generator: torch.Generator | None =
     return tensor
 
 
-# ---- the public mirror ---------------------------------------------------------------------------------------
+# ---- the public mirror ---------------------------------------------------------------------------
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
-             generator: torch.Generator | None = None) -> Tensor:
+
+def uniform_(
+    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     r"""``pyinit.uniform_`` in the philox stream: values from :math:`\mathcal{U}(a, b)`."""
     with _stream.stream("philox"):
         return _init.uniform_(tensor, a, b, generator)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
-            generator: torch.Generator | None = None) -> Tensor:
-    r"""``pyinit.normal_`` in the philox stream: values from :math:`\mathcal{N}(\text{mean}, \text{std}^2)`."""
+def normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""``pyinit.normal_`` in the philox stream: :math:`\mathcal{N}(\text{mean}, \text{std}^2)`."""
     with _stream.stream("philox"):
         return _init.normal_(tensor, mean, std, generator)
 
 
-def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
-                  generator: torch.Generator | None = None) -> Tensor:
+def trunc_normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """``pyinit.trunc_normal_`` in the philox stream (one pass, no host synchronization)."""
     with _stream.stream("philox"):
         return _init.trunc_normal_(tensor, mean, std, a, b, generator)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def xavier_uniform_(
+    tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     """``pyinit.xavier_uniform_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.xavier_uniform_(tensor, gain, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def xavier_normal_(
+    tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     """``pyinit.xavier_normal_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.xavier_normal_(tensor, gain, generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """``pyinit.kaiming_uniform_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.kaiming_uniform_(tensor, a, mode, nonlinearity, generator)  # type: ignore[arg-type]
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """``pyinit.kaiming_normal_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.kaiming_normal_(tensor, a, mode, nonlinearity, generator)  # type: ignore[arg-type]
 
 
-def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | None = None) -> Tensor:
+def orthogonal_(
+    tensor: Tensor, gain: float = 1, generator: torch.Generator | None = None
+) -> Tensor:
     """``pyinit.orthogonal_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.orthogonal_(tensor, gain, generator)
 
 
-def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
-            generator: torch.Generator | None = None) -> Tensor:
+def sparse_(
+    tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch.Generator | None = None
+) -> Tensor:
     """``pyinit.sparse_`` in the philox stream (the zero pattern comes from the stream too)."""
     with _stream.stream("philox"):
         return _init.sparse_(tensor, sparsity, std, generator)
 
 
-def masked_uniform_(tensor: Tensor, a: float = -10.0, b: float = 10.0, threshold: float = 5.0, *,
-                    generator: torch.Generator | None = None) -> Tensor:
+def masked_uniform_(
+    tensor: Tensor,
+    a: float = -10.0,
+    b: float = 10.0,
+    threshold: float = 5.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """``pyinit.masked_uniform_`` in the philox stream."""
     with _stream.stream("philox"):
         return _init.masked_uniform_(tensor, a, b, threshold, generator=generator)
 
 
-def init_shard_(local: Tensor, global_shape: Sequence[int], start: Sequence[int],
-                init: str | Callable[..., Tensor], *args: Any,
-                generator: torch.Generator | None = None, key: tuple[int, int] | None = None,
-                **kwargs: Any) -> Tensor:
-    """Fill `local`, the block of a tensor of shape `global_shape` that starts at index `start`, with exactly the
-    values ``init`` would write into that block of the whole tensor (philox stream).
+def init_shard_(
+    local: Tensor,
+    global_shape: Sequence[int],
+    start: Sequence[int],
+    init: str | Callable[..., Tensor],
+    *args: Any,
+    generator: torch.Generator | None = None,
+    key: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> Tensor:
+    """Fill `local`, the block of a tensor of shape `global_shape` that starts at index `start`,
+    with exactly the values ``init`` would write into that block of the whole tensor (philox
+    stream).
 
-    Fans, gains and bounds come from `global_shape`. The key and offset are drawn from `generator` as a call on
-    the whole tensor would (so ranks seeded alike agree), or taken from `key` = (key, offset) (see draw_key).
-    ``orthogonal_`` cannot be sharded.
+    Fans, gains and bounds come from `global_shape`. The key and offset are drawn from `generator`
+    as a call on the whole tensor would (so ranks seeded alike agree), or taken from `key` = (key,
+    offset) (see draw_key). ``orthogonal_`` cannot be sharded.
 
     Examples:
         >>> torch.manual_seed(0)
@@ -300,15 +390,23 @@ def init_shard_(local: Tensor, global_shape: Sequence[int], start: Sequence[int]
     start = [int(s) for s in start]
     if len(global_shape) != local.dim() or len(start) != local.dim():
         raise ValueError("global_shape and start need one entry per dimension of the local tensor")
-    for s, n, g in zip(start, local.shape, global_shape):
+    for s, n, g in zip(start, local.shape, global_shape, strict=True):
         if s < 0 or s + n > g:
-            raise ValueError(f"block {tuple(local.shape)} at {tuple(start)} does not fit in {tuple(global_shape)}")
+            raise ValueError(
+                f"block {tuple(local.shape)} at {tuple(start)} does not fit in "
+                f"{tuple(global_shape)}"
+            )
     fn = globals()[init] if isinstance(init, str) else init
     if getattr(fn, "__module__", None) != __name__:
         raise ValueError(f"init_shard_ takes a pyinit.philox initializer, got {init!r}")
     proxy = torch.empty(global_shape, dtype=local.dtype, device="meta")
     saved = (_shard.proxy, _shard.local, _shard.global_shape, _shard.start, _shard.key)
-    _shard.proxy, _shard.local, _shard.global_shape, _shard.start = proxy, local, global_shape, start
+    _shard.proxy, _shard.local, _shard.global_shape, _shard.start = (
+        proxy,
+        local,
+        global_shape,
+        start,
+    )
     _shard.key = draw_key(generator) if key is None else (key[0] & _MASK64, key[1] & _MASK64)
     try:
         fn(proxy, *args, generator=generator, **kwargs)

@@ -1,5 +1,5 @@
-"""The philox stream (docs/philox_stream.md): kernels against the NumPy oracle, thread count, SIMD path,
-views, shards, seeding and generators, the stream switch, distributions, and CUDA vs CPU."""
+"""The philox stream (docs/philox_stream.md): kernels against the NumPy oracle, thread count, SIMD
+path, views, shards, seeding and generators, the stream switch, distributions, and CUDA vs CPU."""
 
 from __future__ import annotations
 
@@ -17,14 +17,22 @@ from pyinit import philox
 from pyinit.reference import philox_numpy as ref
 
 ops = torch.ops.pyinit
-KEY, OFFSET = 0x9E3779B97F4A7C15, 0xFFFFFFFFFFFFF000  # the counter wraps around 2^64 in larger tensors
+KEY, OFFSET = (
+    0x9E3779B97F4A7C15,
+    0xFFFFFFFFFFFFF000,
+)  # the counter wraps around 2^64 in larger tensors
 SIZES = [1, 7, 31, 33, 100, 1000, 4099]
 CUDA = torch.cuda.is_available()
 cuda_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 
 # (name, op arguments, oracle)
-TRUNC_CASES = [(0.0, 1.0, -2.0, 2.0), (0.0, 0.02, -2.0, 2.0), (0.0, 1.0, 0.5, 0.9), (1.0, 1.0, 3.0, 5.0),
-               (0.0, 1.0, -7.0, -6.0)]
+TRUNC_CASES = [
+    (0.0, 1.0, -2.0, 2.0),
+    (0.0, 0.02, -2.0, 2.0),
+    (0.0, 1.0, 0.5, 0.9),
+    (1.0, 1.0, 3.0, 5.0),
+    (0.0, 1.0, -7.0, -6.0),
+]
 
 
 def _signed(x: int) -> int:
@@ -35,22 +43,38 @@ def _np_dtype(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _run_op(kind: str, t: torch.Tensor, params: tuple, key=KEY, offset=OFFSET, **shard) -> torch.Tensor:
-    getattr(ops, f"philox_{kind}")(t, *params, _signed(key), _signed(offset),
-                                   shard.get("global_shape", []), shard.get("start", []))
+def _run_op(
+    kind: str, t: torch.Tensor, params: tuple, key=KEY, offset=OFFSET, **shard
+) -> torch.Tensor:
+    getattr(ops, f"philox_{kind}")(
+        t,
+        *params,
+        _signed(key),
+        _signed(offset),
+        shard.get("global_shape", []),
+        shard.get("start", []),
+    )
     return t
 
 
 def _oracle(kind: str, params: tuple, idx: np.ndarray, dtype: torch.dtype, key=KEY, offset=OFFSET):
-    fn = {"uniform_": ref.uniform, "normal_": ref.normal, "masked_uniform_": ref.masked_uniform,
-          "trunc_normal_": ref.trunc_normal}[kind]
+    fn = {
+        "uniform_": ref.uniform,
+        "normal_": ref.normal,
+        "masked_uniform_": ref.masked_uniform,
+        "trunc_normal_": ref.trunc_normal,
+    }[kind]
     return fn(key, offset, idx, *params, dtype=_np_dtype(dtype))
 
 
-KINDS = [("uniform_", (-2.0, 3.0)), ("masked_uniform_", (-10.0, 10.0, 5.0)), ("normal_", (0.5, 2.0))] + [
-    ("trunc_normal_", case) for case in TRUNC_CASES
-]
-kinds = pytest.mark.parametrize("kind,params", KINDS, ids=lambda x: x if isinstance(x, str) else str(x))
+KINDS = [
+    ("uniform_", (-2.0, 3.0)),
+    ("masked_uniform_", (-10.0, 10.0, 5.0)),
+    ("normal_", (0.5, 2.0)),
+] + [("trunc_normal_", case) for case in TRUNC_CASES]
+kinds = pytest.mark.parametrize(
+    "kind,params", KINDS, ids=lambda x: x if isinstance(x, str) else str(x)
+)
 
 
 def _ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,7 +82,8 @@ def _ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
 
 
-# ---- the kernels against the NumPy oracle --------------------------------------------------------------------
+# ---- the kernels against the NumPy oracle --------------------------------------------------------
+
 
 @kinds
 @dtypes
@@ -74,7 +99,9 @@ def test_cpu_matches_oracle(kind, params, dtype, n):
         assert np.array_equal(np.signbit(got), np.signbit(expected))
 
 
-@pytest.mark.parametrize("kind,params", KINDS[:3], ids=lambda x: x if isinstance(x, str) else str(x))
+@pytest.mark.parametrize(
+    "kind,params", KINDS[:3], ids=lambda x: x if isinstance(x, str) else str(x)
+)
 @dtypes
 def test_portable_and_avx2_paths_agree(kind, params, dtype, monkeypatch):
     n = 32 * 40 + 5
@@ -86,20 +113,25 @@ def test_portable_and_avx2_paths_agree(kind, params, dtype, monkeypatch):
 
 
 def test_float32_transforms_are_accurate():
-    """The float32 polynomials (the definition) against float64 math: ln within 1 ulp-ish, cos/sin/normal within
-    a few ulps of float32 results of exact math."""
+    """The float32 polynomials (the definition) against float64 math: ln within 1 ulp-ish,
+    cos/sin/normal within a few ulps of float32 results of exact math."""
     w = ref.bits(1, 2, np.arange(1 << 16, dtype=np.uint64))
     u1 = ((w >> np.uint32(8)) + np.uint32(1)).astype(np.float32) * np.float32(2.0**-24)
     log_err = np.abs(ref.log_float(u1).astype(np.float64) - np.log(u1.astype(np.float64)))
-    assert np.all(log_err <= 2 * np.spacing(np.abs(np.log(u1)).astype(np.float32)).astype(np.float64))
+    assert np.all(
+        log_err <= 2 * np.spacing(np.abs(np.log(u1)).astype(np.float32)).astype(np.float64)
+    )
     c, s = ref.cossin_turn(w)
     angle = 2 * np.pi * (w >> np.uint32(8)).astype(np.float64) / 2**24
     assert np.max(np.abs(c - np.cos(angle))) < 2e-7 and np.max(np.abs(s - np.sin(angle))) < 2e-7
 
 
-# ---- views, threads, shards ----------------------------------------------------------------------------------
+# ---- views, threads, shards ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+
+@pytest.mark.parametrize(
+    "kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x)
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64], ids=str)
 def test_view_gets_contiguous_values(kind, params, dtype):
     base = torch.zeros(40, 70, dtype=dtype)
@@ -110,7 +142,9 @@ def test_view_gets_contiguous_values(kind, params, dtype):
         assert bitwise_equal(view.contiguous(), expected)
 
 
-@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+@pytest.mark.parametrize(
+    "kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x)
+)
 def test_thread_count_does_not_change_values(kind, params):
     n = (1 << 17) + 77  # several parallel chunks
     before = torch.get_num_threads()
@@ -133,7 +167,9 @@ def _splits(size: int) -> list[list[tuple[int, int]]]:
 
 
 @pytest.mark.parametrize("shape", [(37, 66), (5, 9, 70)], ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x))
+@pytest.mark.parametrize(
+    "kind,params", KINDS[:4], ids=lambda x: x if isinstance(x, str) else str(x)
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
 def test_shards_equal_whole(shape, kind, params, dtype):
     whole = _run_op(kind, torch.empty(shape, dtype=dtype), params)
@@ -144,8 +180,13 @@ def test_shards_equal_whole(shape, kind, params, dtype):
                 local_shape[dim] = length
                 start = [0] * len(shape)
                 start[dim] = begin
-                local = _run_op(kind, torch.empty(local_shape, dtype=dtype), params,
-                                global_shape=list(shape), start=start)
+                local = _run_op(
+                    kind,
+                    torch.empty(local_shape, dtype=dtype),
+                    params,
+                    global_shape=list(shape),
+                    start=start,
+                )
                 assert bitwise_equal(local, whole.narrow(dim, begin, length))
 
 
@@ -154,17 +195,30 @@ def test_shard_checks_fit():
         _run_op("uniform_", torch.empty(4, 4), (0.0, 1.0), global_shape=[6, 6], start=[3, 0])
 
 
-@pytest.mark.parametrize("init,args", [("kaiming_uniform_", ()), ("xavier_normal_", ()), ("uniform_", ()),
-                                       ("trunc_normal_", (0.0, 0.02)), ("sparse_", (0.3,)),
-                                       ("masked_uniform_", ())])
+@pytest.mark.parametrize(
+    "init,args",
+    [
+        ("kaiming_uniform_", ()),
+        ("xavier_normal_", ()),
+        ("uniform_", ()),
+        ("trunc_normal_", (0.0, 0.02)),
+        ("sparse_", (0.3,)),
+        ("masked_uniform_", ()),
+    ],
+)
 def test_init_shard_equals_whole(init, args):
     shape = (30, 20)
     torch.manual_seed(7)
     whole = getattr(philox, init)(torch.empty(shape), *args)
-    for start, local_shape in [((0, 0), (13, 20)), ((13, 0), (17, 20)), ((0, 7), (30, 9)), ((4, 3), (5, 6))]:
+    for start, local_shape in [
+        ((0, 0), (13, 20)),
+        ((13, 0), (17, 20)),
+        ((0, 7), (30, 9)),
+        ((4, 3), (5, 6)),
+    ]:
         torch.manual_seed(7)
         local = philox.init_shard_(torch.empty(local_shape), shape, start, init, *args)
-        expected = whole[start[0]:start[0] + local_shape[0], start[1]:start[1] + local_shape[1]]
+        expected = whole[start[0] : start[0] + local_shape[0], start[1] : start[1] + local_shape[1]]
         assert bitwise_equal(local, expected), (init, start)
 
 
@@ -180,11 +234,18 @@ def test_init_shard_explicit_key_and_errors():
         philox.init_shard_(torch.empty(2, 3), (4, 3), (0, 0), "orthogonal_")
 
 
-# ---- seeds, generators, the stream switch --------------------------------------------------------------------
+# ---- seeds, generators, the stream switch --------------------------------------------------------
 
 RANDOM_INITS = [
-    ("uniform_", ()), ("normal_", ()), ("trunc_normal_", ()), ("xavier_uniform_", ()), ("xavier_normal_", ()),
-    ("kaiming_uniform_", ()), ("kaiming_normal_", ()), ("orthogonal_", ()), ("sparse_", (0.5,)),
+    ("uniform_", ()),
+    ("normal_", ()),
+    ("trunc_normal_", ()),
+    ("xavier_uniform_", ()),
+    ("xavier_normal_", ()),
+    ("kaiming_uniform_", ()),
+    ("kaiming_normal_", ()),
+    ("orthogonal_", ()),
+    ("sparse_", (0.5,)),
     ("masked_uniform_", ()),
 ]
 random_inits = pytest.mark.parametrize("init,args", RANDOM_INITS, ids=[n for n, _ in RANDOM_INITS])
@@ -229,13 +290,17 @@ def test_sparse_pattern_matches_oracle():
 
 def test_draw_key_definition():
     g = torch.Generator().manual_seed(123)
-    words = torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=torch.Generator().manual_seed(123))
+    words = torch.randint(
+        0, 2**32, (4,), dtype=torch.int64, generator=torch.Generator().manual_seed(123)
+    )
     w = [int(x) for x in words]
     assert philox.draw_key(g) == (w[0] | w[1] << 32, w[2] | w[3] << 32)
     torch.manual_seed(4)
     key, offset = philox.draw_key()
     t = philox.uniform_(torch.empty(100), generator=torch.Generator().manual_seed(4))
-    assert np.array_equal(t.numpy(), ref.uniform(key, offset, np.arange(100, dtype=np.uint64), 0.0, 1.0))
+    assert np.array_equal(
+        t.numpy(), ref.uniform(key, offset, np.arange(100, dtype=np.uint64), 0.0, 1.0)
+    )
 
 
 def test_stream_switch_and_context():
@@ -273,13 +338,16 @@ def test_meta_and_fallbacks():
 
 
 def test_opcheck():
-    for name, args in [("philox_uniform_", (-1.0, 1.0)), ("philox_normal_", (0.0, 1.0)),
-                       ("philox_masked_uniform_", (-1.0, 1.0, 0.5)),
-                       ("philox_trunc_normal_", (0.0, 1.0, -2.0, 2.0))]:
+    for name, args in [
+        ("philox_uniform_", (-1.0, 1.0)),
+        ("philox_normal_", (0.0, 1.0)),
+        ("philox_masked_uniform_", (-1.0, 1.0, 0.5)),
+        ("philox_trunc_normal_", (0.0, 1.0, -2.0, 2.0)),
+    ]:
         torch.library.opcheck(getattr(ops, name), (torch.empty(5, 6), *args, 1, 2, [], []))
 
 
-# ---- distributions -------------------------------------------------------------------------------------------
+# ---- distributions -------------------------------------------------------------------------------
 
 N_STAT = 1 << 17
 
@@ -289,7 +357,9 @@ def _sample(kind: str, params: tuple, n: int = N_STAT) -> np.ndarray:
 
 
 def test_ks_uniform_and_normal():
-    assert stats.kstest(_sample("uniform_", (-2.0, 3.0)), stats.uniform(-2.0, 5.0).cdf).pvalue > 1e-3
+    assert (
+        stats.kstest(_sample("uniform_", (-2.0, 3.0)), stats.uniform(-2.0, 5.0).cdf).pvalue > 1e-3
+    )
     assert stats.kstest(_sample("normal_", (0.5, 2.0)), stats.norm(0.5, 2.0).cdf).pvalue > 1e-3
     f32 = _run_op("normal_", torch.empty(N_STAT), (0.0, 1.0), key=99, offset=0).double().numpy()
     assert stats.kstest(f32, stats.norm().cdf).pvalue > 1e-3
@@ -299,7 +369,11 @@ def test_ks_uniform_and_normal():
 def test_ks_trunc_normal(case):
     mean, std, a, b = case
     for dtype in (torch.float64, torch.float32):
-        x = _run_op("trunc_normal_", torch.empty(N_STAT, dtype=dtype), case, key=777, offset=0).double().numpy()
+        x = (
+            _run_op("trunc_normal_", torch.empty(N_STAT, dtype=dtype), case, key=777, offset=0)
+            .double()
+            .numpy()
+        )
         assert x.min() >= a and x.max() <= b
         dist = stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
         assert stats.kstest(x, dist.cdf).pvalue > 1e-3
@@ -332,7 +406,8 @@ def test_moments_of_initializers():
     assert torch.allclose(q @ q.T, torch.eye(64), atol=1e-5)
 
 
-# ---- CUDA ----------------------------------------------------------------------------------------------------
+# ---- CUDA ----------------------------------------------------------------------------------------
+
 
 @cuda_only
 @kinds
@@ -350,8 +425,13 @@ def test_cuda_matches_cpu(kind, params, dtype):
 @cuda_only
 def test_cuda_shards_views_and_seed():
     whole = _run_op("normal_", torch.empty(37, 66, device="cuda"), (0.0, 1.0))
-    local = _run_op("normal_", torch.empty(10, 20, device="cuda"), (0.0, 1.0), global_shape=[37, 66],
-                    start=[20, 40])
+    local = _run_op(
+        "normal_",
+        torch.empty(10, 20, device="cuda"),
+        (0.0, 1.0),
+        global_shape=[37, 66],
+        start=[20, 40],
+    )
     assert bitwise_equal(local, whole[20:30, 40:60])
     view = torch.empty(66, 37, device="cuda").t()
     assert bitwise_equal(_run_op("normal_", view, (0.0, 1.0)), whole)

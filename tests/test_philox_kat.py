@@ -1,16 +1,15 @@
-"""Philox4x32-10 against the Random123 known-answer vectors: the NumPy oracle and the C++ kernels (through
-philox_bits_, whose element 8 * lane of a tile is word `lane` of block 0)."""
+"""Philox4x32-10 against the Random123 known-answer vectors: the NumPy oracle and the C++ kernels
+(through philox_bits_, whose element 8 * lane of a tile is word `lane` of block 0)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from helpers import devices
 
 import pyinit  # noqa: F401  (registers the operators)
 from pyinit.reference import philox_numpy as ref
-
-from helpers import devices
 
 KAT_IDS = ["zeros", "ones", "pi"]
 
@@ -38,7 +37,9 @@ def test_kernel_kat(device, case):
     words = torch.empty(32, dtype=torch.int32, device=device)
     offset = ctr[0] | (ctr[1] << 32)
     stream = ctr[2] | (ctr[3] << 32)
-    torch.ops.pyinit.philox_bits_(words, _signed(key[0] | (key[1] << 32)), _signed(offset), _signed(stream))
+    torch.ops.pyinit.philox_bits_(
+        words, _signed(key[0] | (key[1] << 32)), _signed(offset), _signed(stream)
+    )
     got = [int(w) & 0xFFFFFFFF for w in words.cpu()[[0, 8, 16, 24]]]
     assert got == list(expected)
 

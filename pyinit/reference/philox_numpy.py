@@ -1,11 +1,12 @@
 """The philox stream in pure NumPy: the test oracle of pyinit's philox kernels.
 
-Every function takes the call's 64-bit `key` and `offset` and an array of global row-major element indices and
-returns the values the kernels write there: ``float32`` arrays for float32/float16/bfloat16 outputs (the values
-already rounded to the output dtype), ``float64`` for float64, ``uint32`` for raw words. The float32 transforms are
-written operation for operation as in csrc/pyinit/philox_transforms.h (NumPy rounds each float32 operation once
-and never contracts), so they agree bit for bit; the float64 transcendental ones use NumPy/libm and agree within
-an ulp or two. See docs/philox_stream.md for the definition.
+Every function takes the call's 64-bit `key` and `offset` and an array of global row-major element
+indices and returns the values the kernels write there: ``float32`` arrays for
+float32/float16/bfloat16 outputs (the values already rounded to the output dtype), ``float64`` for
+float64, ``uint32`` for raw words. The float32 transforms are written operation for operation as in
+csrc/pyinit/philox_transforms.h (NumPy rounds each float32 operation once and never contracts), so
+they agree bit for bit; the float64 transcendental ones use NumPy/libm and agree within an ulp or
+two. See docs/philox_stream.md for the definition.
 """
 
 from __future__ import annotations
@@ -35,14 +36,24 @@ _W0, _W1 = np.uint32(0x9E3779B9), np.uint32(0xBB67AE85)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _F = np.float32
 
-# Random123 tests/kat_vectors, "philox4x32 10": counter (4 words), key (2 words) -> output (4 words).
+# Random123 tests/kat_vectors, "philox4x32 10": counter (4 words), key (2 words) -> output (4
+# words).
 KAT = [
-    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
-     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
-     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x00000000, 0x00000000, 0x00000000, 0x00000000),
+        (0x00000000, 0x00000000),
+        (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8),
+    ),
+    (
+        (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+        (0xFFFFFFFF, 0xFFFFFFFF),
+        (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+    ),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -73,32 +84,47 @@ def check_kat() -> bool:
 
 
 def global_indices(shape, start=None, local_shape=None) -> np.ndarray:
-    """Global row-major indices of a block (local_shape at start) of a tensor of `shape`, in block row-major
-    order; the whole tensor by default."""
+    """Global row-major indices of a block (local_shape at start) of a tensor of `shape`, in block
+    row-major order; the whole tensor by default."""
     shape = tuple(int(s) for s in shape)
     if start is None:
         return np.arange(math.prod(shape), dtype=np.uint64)
-    grids = np.meshgrid(*[np.arange(s, s + n) for s, n in zip(start, local_shape)], indexing="ij")
-    return np.ravel_multi_index(grids, shape).reshape(-1).astype(np.uint64) if shape else np.zeros(1, np.uint64)
+    grids = np.meshgrid(
+        *[np.arange(s, s + n) for s, n in zip(start, local_shape, strict=True)], indexing="ij"
+    )
+    return (
+        np.ravel_multi_index(grids, shape).reshape(-1).astype(np.uint64)
+        if shape
+        else np.zeros(1, np.uint64)
+    )
 
 
 def tile_map(i, words_per_element: int):
-    """(block, slot) of global indices i: tiles of 8 blocks; element j of a tile uses block j % 8, slot j // 8."""
+    """(block, slot) of global indices i: tiles of 8 blocks; element j of a tile uses block j % 8,
+    slot j // 8."""
     i = np.asarray(i, dtype=np.uint64)
     if words_per_element == 1:
-        return (i >> np.uint64(5)) * np.uint64(8) + (i & np.uint64(7)), ((i >> np.uint64(3)) & np.uint64(3))
-    return (i >> np.uint64(4)) * np.uint64(8) + (i & np.uint64(7)), ((i >> np.uint64(3)) & np.uint64(1))
+        return (i >> np.uint64(5)) * np.uint64(8) + (i & np.uint64(7)), (
+            (i >> np.uint64(3)) & np.uint64(3)
+        )
+    return (i >> np.uint64(4)) * np.uint64(8) + (i & np.uint64(7)), (
+        (i >> np.uint64(3)) & np.uint64(1)
+    )
 
 
 def block_words(key: int, offset: int, blocks, stream: int = 0):
-    """The four words of each block: counter (lo, hi of offset + block; lo, hi of stream), key (lo, hi)."""
+    """The four words of each block: counter (lo, hi of offset + block; lo, hi of stream), key (lo,
+    hi)."""
     with np.errstate(over="ignore"):
         c = np.asarray(blocks, dtype=np.uint64) + np.uint64(offset % 2**64)
     s = stream % 2**64
     words = philox4x32_10(
-        (c & _MASK32).astype(np.uint32), (c >> np.uint64(32)).astype(np.uint32),
-        np.full(c.shape, s & 0xFFFFFFFF, np.uint32), np.full(c.shape, s >> 32, np.uint32),
-        (key % 2**64) & 0xFFFFFFFF, (key % 2**64) >> 32,
+        (c & _MASK32).astype(np.uint32),
+        (c >> np.uint64(32)).astype(np.uint32),
+        np.full(c.shape, s & 0xFFFFFFFF, np.uint32),
+        np.full(c.shape, s >> 32, np.uint32),
+        (key % 2**64) & 0xFFFFFFFF,
+        (key % 2**64) >> 32,
     )
     return np.stack(words)  # (4, n)
 
@@ -112,16 +138,20 @@ def bits(key: int, offset: int, i, stream: int = 0) -> np.ndarray:
     return _pick(block_words(key, offset, block, stream), slot)
 
 
-# ---- rounding ------------------------------------------------------------------------------------------------
+# ---- rounding ------------------------------------------------------------------------------------
+
 
 def round_to_dtype(v: np.ndarray, dtype: str) -> np.ndarray:
-    """float32 values rounded (to nearest even) to 'float16' / 'bfloat16' / 'float32', as float32."""
+    """float32 values rounded (to nearest even) to 'float16' / 'bfloat16' / 'float32', as
+    float32."""
     v = np.asarray(v, dtype=np.float32)
     if dtype == "float16":
         return v.astype(np.float16).astype(np.float32)
     if dtype == "bfloat16":
         x = v.view(np.uint32).astype(np.uint64)
-        r = ((x + np.uint64(0x7FFF) + ((x >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)) << np.uint64(16)
+        r = (
+            (x + np.uint64(0x7FFF) + ((x >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+        ) << np.uint64(16)
         return r.astype(np.uint32).view(np.float32)
     return v
 
@@ -130,7 +160,8 @@ def _dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-# ---- uniform -------------------------------------------------------------------------------------------------
+# ---- uniform -------------------------------------------------------------------------------------
+
 
 def _unit_float(w):
     return (w >> np.uint32(8)).astype(np.float32) * _F(2.0**-24)
@@ -163,14 +194,34 @@ def masked_uniform(key, offset, i, low, high, threshold, dtype="float32"):
     return uniform(key, offset, i, low, high, dtype, threshold)
 
 
-# ---- normal --------------------------------------------------------------------------------------------------
+# ---- normal --------------------------------------------------------------------------------------
 
-_LOG_COEFFS = [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-               -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1]
-_SIN_COEFFS = [1.57079632679489662, -0.645964097506246254, 7.96926262461670451e-2, -4.68175413531868811e-3,
-               1.60441184787359821e-4]
-_COS_COEFFS = [1.0, -1.23370055013616983, 0.253669507901048014, -2.08634807633529609e-2,
-               9.19260274839426442e-4, -2.52020423730606054e-5]
+_LOG_COEFFS = [
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+]
+_SIN_COEFFS = [
+    1.57079632679489662,
+    -0.645964097506246254,
+    7.96926262461670451e-2,
+    -4.68175413531868811e-3,
+    1.60441184787359821e-4,
+]
+_COS_COEFFS = [
+    1.0,
+    -1.23370055013616983,
+    0.253669507901048014,
+    -2.08634807633529609e-2,
+    9.19260274839426442e-4,
+    -2.52020423730606054e-5,
+]
 
 
 def log_float(x: np.ndarray) -> np.ndarray:
@@ -248,20 +299,24 @@ def normal(key, offset, i, mean, std, dtype="float32", stream=0):
     dtype = _dtype_name(dtype)
     if dtype == "float64":
         block, slot = tile_map(i, 2)
-        return _standard_normal_double(block_words(key, offset, block, stream), slot) * float(std) + float(mean)
+        return _standard_normal_double(block_words(key, offset, block, stream), slot) * float(
+            std
+        ) + float(mean)
     block, slot = tile_map(i, 1)
     z = _standard_normal_float(block_words(key, offset, block, stream), slot)
     return round_to_dtype(z * _F(std) + _F(mean), dtype)
 
 
-# ---- truncated normal ----------------------------------------------------------------------------------------
+# ---- truncated normal ----------------------------------------------------------------------------
 
 TRUNC_ROUNDS = 64
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def _cdf(x):
-    return 0.5 * np.asarray(_erfc(-np.asarray(x, dtype=np.float64) * 0.70710678118654752440), dtype=np.float64)
+    return 0.5 * np.asarray(
+        _erfc(-np.asarray(x, dtype=np.float64) * 0.70710678118654752440), dtype=np.float64
+    )
 
 
 def ndtri(p: np.ndarray) -> np.ndarray:
@@ -271,17 +326,67 @@ def ndtri(p: np.ndarray) -> np.ndarray:
     tail = (p < plow) | (p > 1.0 - plow)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.sqrt(-2.0 * np.log(np.where(p < plow, p, 1.0 - p)))
-        xt = (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e+00) * q
-                - 2.549732539343734e+00) * q + 4.374664141464968e+00) * q + 2.938163982698783e+00) / (
-            (((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e+00) * q
-             + 3.754408661907416e+00) * q + 1.0)
+        xt = (
+            (
+                (
+                    (
+                        (-7.784894002430293e-03 * q - 3.223964580411365e-01) * q
+                        - 2.400758277161838e00
+                    )
+                    * q
+                    - 2.549732539343734e00
+                )
+                * q
+                + 4.374664141464968e00
+            )
+            * q
+            + 2.938163982698783e00
+        ) / (
+            (
+                ((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e00) * q
+                + 3.754408661907416e00
+            )
+            * q
+            + 1.0
+        )
         xt = np.where(p > 1.0 - plow, -xt, xt)
         qc = p - 0.5
         r = qc * qc
-        xc = (((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r
-                + 1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * qc / (
-            ((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r
-              + 6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1.0)
+        xc = (
+            (
+                (
+                    (
+                        (
+                            (-3.969683028665376e01 * r + 2.209460984245205e02) * r
+                            - 2.759285104469687e02
+                        )
+                        * r
+                        + 1.383577518672690e02
+                    )
+                    * r
+                    - 3.066479806614716e01
+                )
+                * r
+                + 2.506628277459239e00
+            )
+            * qc
+            / (
+                (
+                    (
+                        (
+                            (-5.447609879822406e01 * r + 1.615858368580409e02) * r
+                            - 1.556989798598866e02
+                        )
+                        * r
+                        + 6.680131188771972e01
+                    )
+                    * r
+                    - 1.328068155288572e01
+                )
+                * r
+                + 1.0
+            )
+        )
     x = np.where(tail, xt, xc)
     e = _cdf(x) - p
     u = e * 2.50662827463100050242 * np.exp(x * x * 0.5)
@@ -320,7 +425,9 @@ def trunc_normal(key, offset, i, mean, std, a, b, dtype="float32"):
     if not t.rejection:
         block, slot = tile_map(i, 2)
         w = block_words(key, offset, block)
-        k = ((_pick(w, 2 * slot).astype(np.uint64) << np.uint64(32)) | _pick(w, 2 * slot + 1)) >> np.uint64(11)
+        k = (
+            (_pick(w, 2 * slot).astype(np.uint64) << np.uint64(32)) | _pick(w, 2 * slot + 1)
+        ) >> np.uint64(11)
         return finish(t.icdf((k.astype(np.float64) + 0.5) * 2.0**-53))
     out = np.zeros(i.shape, np.float64 if is_double else np.float32)
     pending = np.ones(i.shape, bool)
@@ -341,11 +448,12 @@ def trunc_normal(key, offset, i, mean, std, a, b, dtype="float32"):
     return out
 
 
-# ---- sparse --------------------------------------------------------------------------------------------------
+# ---- sparse --------------------------------------------------------------------------------------
+
 
 def sparse_zero_mask(key, offset, rows, cols, num_zeros):
-    """(rows, cols) bool: per column, the num_zeros rows with the smallest (word, row) are zero, the words being
-    philox_bits at stream 1 of the (rows, cols) tensor."""
+    """(rows, cols) bool: per column, the num_zeros rows with the smallest (word, row) are zero,
+    the words being philox_bits at stream 1 of the (rows, cols) tensor."""
     w = bits(key, offset, np.arange(rows * cols, dtype=np.uint64), stream=1).reshape(rows, cols)
     order = np.argsort(w, axis=0, kind="stable")
     mask = np.zeros((rows, cols), bool)
