@@ -1,11 +1,13 @@
 """Timing: interleaved repeats, medians, CUDA events, and a tiny progress line on stderr.
 
-Every group of contenders (the pyinit kernel, torch.nn.init, the fill_ ceiling, ...) writes the same tensor
-and is timed in one interleaved loop (A, B, C, A, B, C, ...) so that machine noise hits all of them equally.
-A contender is warmed up first, then one timed call picks how many calls a timed batch holds so that a
-batch lasts at least `min_batch_s` (tiny tensors are otherwise below the clock's resolution); the figure
-reported is the median over the repeats of the per-call time of a batch. CPU work is timed with
-time.perf_counter, CUDA work with CUDA events after a synchronize.
+Every group of contenders (the pyinit kernel, torch.nn.init, the fill_ ceiling, ...) writes the
+same tensor and is timed in one interleaved loop (A, B, C, A, B, C, ...) so that machine noise hits
+all of them equally. A contender is warmed up first, then one timed call picks how many calls a
+timed batch holds so that a batch lasts at least `min_batch_s` (tiny tensors are otherwise below the
+clock's resolution); the figure reported is the median over the repeats of the per-call time of a
+batch. CPU work is timed with time.perf_counter, CUDA work with CUDA events after a synchronize. A
+contender whose single call exceeds `slow_s` gets fewer repeats (about `slow_budget_s` worth, at
+least `min_repeats`).
 """
 
 from __future__ import annotations
@@ -87,18 +89,22 @@ def _prepare(state: _State, device: str, settings: Settings) -> None:
                 if time.perf_counter() - t0 > settings.slow_s:
                     break  # a slow contender (or a compilation) is warm enough
             once = _batch_seconds(fn, 1, device)
-        state.warned = sorted({str(w.message).splitlines()[0] for w in caught})
+        state.warned = sorted({
+            str(w.message).splitlines()[0] for w in caught
+            if not issubclass(w.category, (DeprecationWarning, FutureWarning))
+        })
     except Exception as exc:  # a contender that fails becomes a row note, not a crash
         state.error = _short(exc)
         return
     state.inner = max(1, min(10_000, math.ceil(settings.min_batch_s / max(once, 1e-9))))
     state.want = settings.repeats
     if once > settings.slow_s:
-        state.want = max(settings.min_repeats, min(settings.repeats, int(settings.slow_budget_s / once)))
+        budget = int(settings.slow_budget_s / once)
+        state.want = max(settings.min_repeats, min(settings.repeats, budget))
 
 
 def measure(contenders: list[Contender], device: str, settings: Settings) -> dict[str, dict]:
-    """Time the contenders interleaved; returns label -> {median_s, min_s, times_s, inner, error, warned}."""
+    """Time the contenders interleaved: label -> {median_s, min_s, times_s, inner, error, ...}."""
     states = [_State(c) for c in contenders]
     for state in states:
         _prepare(state, device, settings)
@@ -126,7 +132,7 @@ def measure(contenders: list[Contender], device: str, settings: Settings) -> dic
 
 
 class Progress:
-    """`[#####.....] 12/48  1m05s  cpu float32 uniform_ 2^20` on stderr; plain lines when not a tty."""
+    """`[#####.....] 12/48 1m05s  sweep cpu float32 uniform_ ...` on stderr (lines if not a tty)."""
 
     def __init__(self, total: int, enabled: bool = True, width: int = 24) -> None:
         self.total = max(total, 1)
