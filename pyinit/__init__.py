@@ -2,10 +2,10 @@
 
     import pyinit as init          # wherever `from torch.nn import init` was used
 
-Every name of torch.nn.init is here with the same signature, defaults, errors and warnings; in the default
-`torch` stream the random initializers write exactly the values torch.nn.init writes (same generator state in,
-same state out), with fused C++/CUDA kernels. Extras: `masked_uniform_` (a fused custom initializer) and
-`patch_torch_init()` (make torch.nn modules construct through pyinit).
+Every name of torch.nn.init is here with the same signature, defaults, errors and warnings; in the
+default `torch` stream the random initializers write exactly the values torch.nn.init writes (same
+generator state in, same state out), with fused C++/CUDA kernels. Extras: `masked_uniform_` (a fused
+custom initializer) and `patch_torch_init()` (make torch.nn modules construct through pyinit).
 """
 
 from . import philox
