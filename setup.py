@@ -12,7 +12,11 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 # -ffp-contract=off: the kernels choose FMA or not explicitly, to match the CPU capability torch dispatched
 # (see Note [The torch stream on CPU]); the compiler must not contract anything on its own.
-CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-strict-aliasing", "-DPYINIT_PYTHON_MODULE"]
+# -fopenmp: at::parallel_for is an inline template over `#pragma omp parallel` in torch's headers (torch's CPU
+# builds use the OpenMP backend); without the flag every pyinit CPU kernel would silently run on one thread.
+# The extension links libgomp.so.1, the same soname torch ships and has already loaded, so there is one runtime.
+CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-strict-aliasing", "-fopenmp", "-DPYINIT_PYTHON_MODULE"]
+LINK_FLAGS = ["-fopenmp"]
 # No --use_fast_math: it changes curand-style Box-Muller results (see shared research, torch_rng.md 2.7).
 NVCC_FLAGS = ["-O3", "-std=c++17", "--fmad=true"]
 
@@ -35,8 +39,11 @@ def extension():
             include_dirs=include_dirs,
             define_macros=[("PYINIT_WITH_CUDA", "1")],
             extra_compile_args={"cxx": CXX_FLAGS + ["-DPYINIT_WITH_CUDA"], "nvcc": NVCC_FLAGS},
+            extra_link_args=LINK_FLAGS,
         )
-    return CppExtension("pyinit._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": CXX_FLAGS})
+    return CppExtension(
+        "pyinit._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": CXX_FLAGS}, extra_link_args=LINK_FLAGS
+    )
 
 
 setup(

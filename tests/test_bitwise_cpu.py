@@ -209,3 +209,36 @@ def test_zero_element(dtype):
             assert fn(lib, t) is t
             states.append(torch.get_rng_state())
         assert torch.equal(*states)
+
+
+# Bounds one float ulp apart make x * (b - a) + a round onto `b` (which torch maps back to `a`) and onto
+# values exactly at the threshold, on both signs: the vector and scalar-tail paths' edge cases, bit for bit.
+BOUND_EDGES = [
+    ("uniform_", (1.0, 1.0000001), None),
+    ("uniform_", (-1.0000001, -1.0), None),
+    ("masked_uniform_", (1.0, 1.0000001), 1.0000001),
+    ("masked_uniform_", (-1.0000001, -1.0), 1.0000001),
+    ("masked_uniform_", (-1.0000001, 1.0000001), 1.0),
+]
+
+
+@pytest.mark.parametrize("name, bounds, threshold", BOUND_EDGES)
+@dtypes
+@pytest.mark.parametrize("n", [13, 4099])
+def test_uniform_bound_edges(name, bounds, threshold, dtype, n):
+    a, b = bounds
+    outs = []
+    for lib in ("torch", "pyinit"):
+        gen = torch.Generator().manual_seed(9)
+        t = torch.empty(n, dtype=dtype)
+        if name == "uniform_":
+            (tinit if lib == "torch" else pyinit).uniform_(t, a, b, generator=gen)
+        elif lib == "torch":
+            tinit.uniform_(t, a, b, generator=gen)
+            t.mul_(t.abs() >= threshold)
+        else:
+            pyinit.masked_uniform_(t, a, b, threshold, generator=gen)
+        outs.append(t)
+    assert bitwise_equal(*outs), f"{(outs[0] != outs[1]).sum()} values differ"
+    if dtype == torch.float32 and name == "uniform_":
+        assert (outs[0] == a).any()  # the case this test is for occurs

@@ -57,6 +57,42 @@ inline opmath_type<scalar_t> unit_from_words(const uint32_t* words, int64_t i) {
   }
 }
 
+#if defined(PYINIT_CPU_AVX2)
+// The float uniform_ / masked_uniform_ transform, 8 lanes at a time, with the same operations as the scalar
+// loop below (so the same bits): x = (w & 0xFFFFFF) * 2^-24 (exact int -> float conversion), fma(x, range,
+// from), `to` -> `from`, and for the mask a multiply by 1.0f or 0.0f, which keeps the sign of a zeroed value
+// as `w *= w.abs() >= t` does. Written with intrinsics because GCC compiles the scalar mask as a branch (a
+// coin flip per element, so mispredicted half the time: 6x slower than the unmasked loop).
+// `words` may alias `out` (element i's word is words[i]): each vector is loaded before it is overwritten.
+template <bool kMask>
+inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from,
+                               float to, float range, float threshold) {
+  const __m256i low24 = _mm256_set1_epi32(0xFFFFFF);
+  const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+  const __m256 vfrom = _mm256_set1_ps(from), vto = _mm256_set1_ps(to), vrange = _mm256_set1_ps(range);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 vthreshold = _mm256_set1_ps(threshold), one = _mm256_set1_ps(1.0f);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i));
+    const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, low24)), scale);
+    __m256 v = _mm256_fmadd_ps(x, vrange, vfrom);
+    v = _mm256_blendv_ps(v, vfrom, _mm256_cmp_ps(v, vto, _CMP_EQ_OQ));
+    if constexpr (kMask) {
+      const __m256 keep = _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), vthreshold, _CMP_GE_OQ);
+      v = _mm256_mul_ps(v, _mm256_and_ps(keep, one));
+    }
+    _mm256_storeu_ps(out + i, v);
+  }
+  for (; i < end; ++i) {
+    float value = mul_add<true>(torch_cpu_unit_float(words[i]), range, from);
+    value = value == to ? from : value;
+    if constexpr (kMask) value = mask_small<float>(value, threshold);
+    out[i] = value;
+  }
+}
+#endif
+
 template <typename scalar_t, bool kFma, bool kMask>
 void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t n, double from_, double to_,
                              double threshold_) {
@@ -70,6 +106,14 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t n, do
   const opmath_t threshold = static_cast<opmath_t>(static_cast<scalar_t>(threshold_));
   constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
   constexpr int64_t kChunk = 256;
+#if defined(PYINIT_CPU_AVX2)
+  if constexpr (kFma && std::is_same_v<scalar_t, float>) {
+    at::parallel_for(0, n, kGrainSize, [=](int64_t begin, int64_t end) {
+      uniform_float_avx2<kMask>(out, words, begin, end, from, to, range, threshold);
+    });
+    return;
+  }
+#endif
   at::parallel_for(0, n, kGrainSize, [=](int64_t begin, int64_t end) {
     // `words` may be `out` itself: each chunk is copied to locals first, which also lets the compiler
     // vectorize (no aliasing between the local arrays) and turn the mask into a blend.
