@@ -139,6 +139,41 @@ def test_sparse(shape, dtype):
     assert torch.equal(outs[0][1], outs[1][1]) and torch.equal(outs[0][2], outs[1][2])
 
 
+SPARSE_LAYOUTS = {
+    # many column blocks: the draw/replay pipeline wraps its ring of slots several times
+    "blocks": lambda: torch.empty(1024, 64 * 40),
+    # columns not a multiple of 64, and a block that is not a whole number of groups
+    "ragged": lambda: torch.empty(1000, 100),
+    # more rows than one ring slot holds
+    "tall": lambda: torch.empty(70_000, 3),
+    # the two-pass path (not contiguous)
+    "transposed": lambda: torch.empty(300, 257).t(),
+    "sliced": lambda: torch.empty(257, 600)[:, ::2],
+}
+
+
+@pytest.mark.parametrize("layout", sorted(SPARSE_LAYOUTS))
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("use_generator", [False, True], ids=["default_gen", "explicit_gen"])
+def test_sparse_layouts(layout, threads, use_generator):
+    outs = []
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for lib in (tinit, pyinit):
+            torch.manual_seed(7)
+            gen = torch.Generator().manual_seed(8) if use_generator else None
+            t = SPARSE_LAYOUTS[layout]()
+            lib.sparse_(t, 0.25, std=0.3, generator=gen)
+            outs.append((t, torch.get_rng_state(), gen.get_state() if gen is not None else None))
+    finally:
+        torch.set_num_threads(previous)
+    assert bitwise_equal(outs[0][0], outs[1][0]), f"{(outs[0][0] != outs[1][0]).sum()} values differ"
+    assert torch.equal(outs[0][1], outs[1][1]), "default generator state differs"
+    if use_generator:
+        assert torch.equal(outs[0][2], outs[1][2]), "generator state differs"
+
+
 @pytest.mark.parametrize("sparsity", [0.0, 0.01, 1.0, 1.7, -0.2])
 def test_sparse_sparsity_edges(sparsity):
     outs = []

@@ -6,7 +6,11 @@
 #include <ATen/core/DistributionsHelper.h>
 #include <ATen/Version.h>
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -39,6 +43,49 @@ inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t c
   at::mt19937 engine = generator->engine();
   torch_stream_kernels().draw_words(engine, out, count);
   generator->set_engine(engine);
+}
+
+// Note [Serial producer, parallel consumers]
+// Runs produce(b, slot) for b = 0, 1, ..., blocks - 1 in that order on one thread (the serial draw from a
+// generator), and consume(b, slot) for every block on any thread once it is produced. Blocks pass through a ring
+// of `ring` slots: slot b % ring is reused for block b + ring only after consume(b) has returned. The producer
+// consumes while it waits for a slot, and all threads consume once production ends, so it completes on any
+// number of threads (one included, e.g. inside another parallel region). Neither callback may throw.
+template <typename Produce, typename Consume>
+void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produce, const Consume& consume) {
+  if (blocks <= 0) return;
+  std::atomic<int64_t> produced{0};     // blocks [0, produced) are ready
+  std::atomic<int64_t> next_claim{0};   // the next block a consumer takes
+  std::vector<std::atomic<int64_t>> slot_free_for(static_cast<size_t>(ring));  // slot s may hold this block
+  for (int64_t s = 0; s < ring; ++s) slot_free_for[s].store(s, std::memory_order_relaxed);
+  // Claims and consumes one block if one is ready; false when none was.
+  auto consume_one = [&](bool wait_for_production) {
+    int64_t b = next_claim.load(std::memory_order_relaxed);
+    do {
+      if (b >= blocks) return false;
+      if (!wait_for_production && b >= produced.load(std::memory_order_acquire)) return false;
+    } while (!next_claim.compare_exchange_weak(b, b + 1, std::memory_order_relaxed));
+    while (b >= produced.load(std::memory_order_acquire)) std::this_thread::yield();
+    consume(b, b % ring);
+    slot_free_for[b % ring].store(b + ring, std::memory_order_release);
+    return true;
+  };
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t tid = begin; tid < end; ++tid) {
+      if (tid == 0) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          while (slot_free_for[b % ring].load(std::memory_order_acquire) != b) {
+            if (!consume_one(/*wait_for_production=*/false)) std::this_thread::yield();
+          }
+          produce(b, b % ring);
+          produced.store(b + 1, std::memory_order_release);
+        }
+      }
+      while (consume_one(/*wait_for_production=*/true)) {
+      }
+    }
+  });
 }
 
 // A contiguous buffer standing for `self` in memory order (TensorIterator's visiting order for a single written

@@ -1,6 +1,10 @@
 // CPU implementations of the torch stream's random initializers. See Note [The torch stream on CPU].
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <limits>
 
 #include "../checks.h"
 #include "ops_cpu.h"
@@ -50,7 +54,7 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
     uint32_t tail[32];
     draw_words(gen, words.data(), main_words);
     draw_words(gen, tail, tail_count);
-    kernels.normal_from_words(dtype, out.data(), n, words.data(), tail, mean, std);
+    kernels.normal_from_words(dtype, out.data(), n, words.data(), tail, mean, std, /*zero_mask=*/nullptr);
     return;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_normal_serial", [&] {
@@ -150,6 +154,143 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
   out.commit();
 }
 
+// Note [sparse_ without a Python loop]
+// torch.nn.init.sparse_ draws normal_(0, std) from `generator`, then for each column calls torch.randperm(rows)
+// on the default CPU generator (Fisher-Yates: rows - 1 words, step i swaps r[i] with r[i + word % (rows - i)])
+// and zeroes the rows named by the first num_zeros entries (a negative count slices from the end, as Python
+// does). Entry k of a Fisher-Yates permutation is final after step k, so only the first num_zeros steps of each
+// column's shuffle matter, and only their words are kept. pyinit:
+//   1. draws normal_'s words, then every column's rows - 1 permutation words (the generators must end where
+//      torch leaves them), in blocks that stay in cache, keeping the first min(num_zeros, rows - 1) of each;
+//   2. replays each column's first steps in parallel. The permutation is never materialized: a per-thread table
+//      holds only the entries the swaps touched (stamped with the column, so it is never cleared), and
+//      `word % (rows - k)` is an exact multiply-shift remainder with per-step constants computed once;
+//   3. contiguous tensors of >= 16 elements (normal_'s vectorized path): the zeroed positions go into a bitmap
+//      and Box-Muller zeroes them while each block is in cache, so the tensor is written once. Other layouts
+//      run normal_ and then zero the positions in a second pass, a cache line's worth of columns at a time.
+
+// Exact `word % divisor` for 32-bit operands as two multiplies (Lemire, Kaser, Kurz, "Faster remainder by
+// direct computation", 2019): with M = floor((2^64 - 1) / d) + 1, n mod d = ((M * n mod 2^64) * d) >> 64.
+struct FastMod32 {
+  uint64_t magic = 0;
+  uint32_t divisor = 1;
+  explicit FastMod32(uint32_t d = 1) : magic(~uint64_t{0} / d + 1), divisor(d) {}
+  uint32_t operator()(uint32_t word) const {
+    const uint64_t low = magic * word;
+    return static_cast<uint32_t>((static_cast<unsigned __int128>(low) * divisor) >> 64);
+  }
+};
+
+// Draws every column's randperm words from the default generator, column block by column block (the serial
+// part), and replays each block's first `zeros` Fisher-Yates steps as soon as it is drawn, on the other threads:
+// zero(row, col) is called for the rows of each column's first `zeros` permutation entries. A block of columns
+// is replayed by one thread; blocks of `group_cols` columns (a multiple of `group_cols` per block) let zero()
+// write without atomics when groups own disjoint memory.
+template <typename F>
+void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t group_cols, const F& zero) {
+  const int64_t words_per_column = rows - 1;
+  const int64_t steps = std::min(zeros, words_per_column);  // swaps replayed per column
+  constexpr int64_t kBlockWords = 1 << 16;  // 256 KiB per ring slot, unless one group of columns needs more
+  const int64_t fit = std::max<int64_t>(1, kBlockWords / std::max<int64_t>(words_per_column, 1));
+  const int64_t block_cols = (fit + group_cols - 1) / group_cols * group_cols;
+  const int64_t blocks = (cols + block_cols - 1) / block_cols;
+  const int64_t ring = std::min(blocks, 2 * static_cast<int64_t>(at::get_num_threads()) + 2);
+  std::vector<uint32_t> slots(static_cast<size_t>(ring * block_cols * std::max<int64_t>(words_per_column, 1)));
+  std::vector<FastMod32> mod(static_cast<size_t>(steps));
+  for (int64_t k = 0; k < steps; ++k) mod[k] = FastMod32(static_cast<uint32_t>(rows - k));
+  // Each call gets stamps no earlier call used, so the per-thread tables are never cleared.
+  static std::atomic<int64_t> stamp_counter{0};
+  const int64_t first_stamp = stamp_counter.fetch_add(cols);
+  auto* gen = cpu_generator(std::nullopt);
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  serial_producer_pipeline(
+      blocks, ring,
+      [&](int64_t b, int64_t slot) {
+        const int64_t n_cols = std::min(block_cols, cols - b * block_cols);
+        draw_words(gen, slots.data() + slot * block_cols * words_per_column, n_cols * words_per_column);
+      },
+      [&](int64_t b, int64_t slot) {
+        // entry[r] is perm[r] of the column whose stamp stamp[r] holds; any other stamp means perm[r] = r.
+        thread_local std::vector<int32_t> entry_table;
+        thread_local std::vector<int64_t> stamp_table;
+        if (static_cast<int64_t>(stamp_table.size()) < rows) {
+          entry_table.resize(rows);
+          stamp_table.resize(rows, -1);
+        }
+        int32_t* entry = entry_table.data();  // plain pointers: no thread-local lookups in the loop
+        int64_t* stamp = stamp_table.data();
+        const int64_t c0 = b * block_cols, n_cols = std::min(block_cols, cols - c0);
+        for (int64_t c = c0; c < c0 + n_cols; ++c) {
+          const uint32_t* w = slots.data() + (slot * block_cols + (c - c0)) * words_per_column;
+          const int64_t this_stamp = first_stamp + c;
+          auto get = [&](int64_t r) { return stamp[r] == this_stamp ? entry[r] : static_cast<int32_t>(r); };
+          for (int64_t k = 0; k < zeros; ++k) {
+            int64_t row;
+            if (k < steps) {
+              const int64_t j = k + mod[k](w[k]);
+              row = get(j);
+              entry[j] = get(k);
+              stamp[j] = this_stamp;
+            } else {
+              row = get(k);  // the last entry when every row is zeroed: no swap
+            }
+            zero(row, c);
+          }
+        }
+      });
+}
+
+void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {
+  check_floating(self, "sparse_");
+  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
+  check_normal_std(std);
+  if (self.numel() == 0) return;
+  check_writable(self);
+  TORCH_CHECK(self.size(0) <= std::numeric_limits<int32_t>::max(), "pyinit.sparse_: too many rows");
+  const int64_t rows = self.size(0), cols = self.size(1), n = self.numel();
+  const int64_t zeros = num_zeros >= 0 ? std::min(num_zeros, rows) : std::max<int64_t>(rows + num_zeros, 0);
+  const auto dtype = self.scalar_type();
+  auto* gen = cpu_generator(generator);
+  if (zeros > 0 && n >= 16 && self.is_contiguous()) {
+    // Fused: all words first (normal_'s from `generator`, then the permutations' from the default generator,
+    // which may be the same one), then one pass that writes the normals with the zeros already in place.
+    const int64_t main_words = normal_fill_main_words(dtype, n);
+    const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
+    WordBuffer normal_words(self.data_ptr(), n * static_cast<int64_t>(self.element_size()), main_words);
+    uint32_t tail[32];
+    {
+      std::lock_guard<std::mutex> lock(gen->mutex_);
+      draw_words(gen, normal_words.data(), main_words);
+      draw_words(gen, tail, tail_count);
+    }
+    const int64_t stride = (cols + 63) / 64 + 8;
+    auto mask_storage = at::zeros({rows * stride}, at::TensorOptions().dtype(at::kLong));
+    uint64_t* mask_words = reinterpret_cast<uint64_t*>(mask_storage.data_ptr<int64_t>());
+    // Groups of 64 columns own their words of the mask: plain stores.
+    replay_permutations(rows, cols, zeros, 64, [&](int64_t row, int64_t col) {
+      mask_words[row * stride + col / 64] |= uint64_t{1} << (col % 64);
+    });
+    const ZeroMask mask{mask_words, cols, stride};
+    torch_stream_kernels().normal_from_words(dtype, self.data_ptr(), n, normal_words.data(), tail, 0.0, std,
+                                             &mask);
+    return;
+  }
+  // Two passes: normal_ (through the operator, so every layout is handled in one place), then the zeros (each
+  // element is written by one thread; columns sharing cache lines go to the same thread where possible).
+  static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
+      at::Tensor, double, double, std::optional<at::Generator>)>();
+  normal_op.call(self, 0.0, std, generator);
+  const int64_t row_stride = self.stride(0), col_stride = self.stride(1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_sparse", [&] {
+    scalar_t* base = self.data_ptr<scalar_t>();
+    const int64_t group = col_stride == 1 ? 64 / static_cast<int64_t>(sizeof(scalar_t)) : 1;
+    // torch draws every column's permutation even when nothing is zeroed.
+    replay_permutations(rows, cols, zeros, group, [&](int64_t row, int64_t col) {
+      base[row * row_stride + col * col_stride] = static_cast<scalar_t>(0);
+    });
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
@@ -157,6 +298,7 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("masked_uniform_", &masked_uniform_cpu);
   m.impl("normal_", &normal_cpu);
   m.impl("trunc_normal_", &trunc_normal_cpu);
+  m.impl("sparse_", &sparse_cpu);
 }
 
 }  // namespace pyinit::cpu

@@ -1,5 +1,5 @@
-// CPU implementations of the deterministic initializers (fill_, eye_, dirac_), sparse_ and the tail of
-// orthogonal_. One pass each, no Python loops.
+// CPU implementations of the deterministic initializers (fill_, eye_, dirac_) and the tail of orthogonal_.
+// One pass each, no Python loops. sparse_ lives with the random initializers (random_cpu.cpp).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -90,51 +90,6 @@ void dirac_cpu(at::Tensor self, int64_t groups) {
   });
 }
 
-// Note [sparse_ without a Python loop]
-// torch.nn.init.sparse_ draws normal_(0, std) from `generator`, then for each column calls torch.randperm(rows)
-// on the default CPU generator (Fisher-Yates: rows - 1 words, step i swaps r[i] with r[i + word % (rows - i)])
-// and zeroes the rows named by the first num_zeros entries (a negative count slices from the end, as Python
-// does). pyinit draws all cols * (rows - 1) words at once and replays the first steps of each column's shuffle
-// in parallel: entry k of a Fisher-Yates permutation is final after step k.
-void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {
-  check_floating(self, "sparse_");
-  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
-  check_normal_std(std);
-  if (self.numel() == 0) return;
-  check_writable(self);
-  const int64_t rows = self.size(0), cols = self.size(1);
-  const int64_t zeros = num_zeros >= 0 ? std::min(num_zeros, rows) : std::max<int64_t>(rows + num_zeros, 0);
-  // normal_ first (from `generator`), through the normal_ operator so layouts are handled in one place.
-  static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
-      at::Tensor, double, double, std::optional<at::Generator>)>();
-  normal_op.call(self, 0.0, std, generator);
-  // torch draws every column's permutation even when nothing is zeroed: draw the words first.
-  const int64_t words_per_column = rows - 1;
-  auto storage = at::empty({std::max<int64_t>(cols * words_per_column, 1)}, at::TensorOptions().dtype(at::kInt));
-  uint32_t* words = reinterpret_cast<uint32_t*>(storage.data_ptr<int32_t>());
-  {
-    auto* perm_gen = cpu_generator(std::nullopt);
-    std::lock_guard<std::mutex> lock(perm_gen->mutex_);
-    draw_words(perm_gen, words, cols * words_per_column);
-  }
-  if (zeros == 0) return;
-  const int64_t row_stride = self.stride(0), col_stride = self.stride(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "pyinit_sparse", [&] {
-    scalar_t* base = self.data_ptr<scalar_t>();
-    at::parallel_for(0, cols, std::max<int64_t>(1, kGrainSize / rows), [&](int64_t begin, int64_t end) {
-      std::vector<int64_t> perm(rows);
-      for (int64_t c = begin; c < end; ++c) {
-        std::iota(perm.begin(), perm.end(), 0);
-        const uint32_t* w = words + c * words_per_column;
-        for (int64_t k = 0; k < zeros; ++k) {
-          if (k < rows - 1) std::swap(perm[k], perm[k + static_cast<int64_t>(w[k]) % (rows - k)]);
-          base[perm[k] * row_stride + c * col_stride] = static_cast<scalar_t>(0);
-        }
-      }
-    });
-  });
-}
-
 // The tail of torch.nn.init.orthogonal_: q *= sign(diag(r)); (q.t_() when transposed); self.copy_(q);
 // self.mul_(gain). float and double follow torch's roundings step by step; half and bfloat16 (where torch's QR
 // raises) compute in float and round once.
@@ -176,7 +131,6 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("fill_", &fill_cpu);
   m.impl("eye_", &eye_cpu);
   m.impl("dirac_", &dirac_cpu);
-  m.impl("sparse_", &sparse_cpu);
   m.impl("orthogonal_finish_", &orthogonal_finish_cpu);
 }
 

@@ -8,6 +8,16 @@
 
 namespace pyinit::cpu {
 
+// sparse_'s zero pattern, for normal_from_words: element (row, col) of a row-major tensor with `cols` columns is
+// zeroed when bit col % 64 of words[(col / 64) * stride + row] is set. The layout is column-group-major so that
+// replaying one column's permutation touches one compact strip of words; stride is rows plus one cache line, so
+// strips are not a power of two apart (which would make them collide in the same cache sets).
+struct ZeroMask {
+  const uint64_t* words;
+  int64_t cols;
+  int64_t stride;
+};
+
 // Entry points of one capability's kernels: `out` is a contiguous buffer of `dtype` in memory order.
 struct TorchStreamKernels {
   // The next `count` words of torch's Mersenne Twister (see mt19937_bulk.h), vectorized for the capability.
@@ -16,9 +26,10 @@ struct TorchStreamKernels {
   void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
                              double to, bool mask, double threshold);
   // normal_ on >= 16 contiguous elements: `words` as laid out by normal_fill_main_words() (ops_cpu.h); may alias out for
-  // float/double. `tail_words` holds the 16 (32 for double) extra words when n % 16 != 0.
+  // float/double. `tail_words` holds the 16 (32 for double) extra words when n % 16 != 0. When `zero_mask` is
+  // not null, the elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
   void (*normal_from_words)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
-                            const uint32_t* tail_words, double mean, double std);
+                            const uint32_t* tail_words, double mean, double std, const ZeroMask* zero_mask);
   // One resampling round of trunc_normal_ (normal proposal): for each index in pending[0, count), the value the
   // same normal_fill would give it from `words`; written if inside [lo, hi], else the index stays pending.
   // Returns the new pending count (pending is compacted in place).
