@@ -162,9 +162,9 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
 // column's shuffle matter, and only their words are kept. pyinit:
 //   1. draws normal_'s words, then every column's rows - 1 permutation words (the generators must end where
 //      torch leaves them), in blocks that stay in cache, keeping the first min(num_zeros, rows - 1) of each;
-//   2. replays each column's first steps in parallel. The permutation is never materialized: a per-thread table
-//      holds only the entries the swaps touched (stamped with the column, so it is never cleared), and
-//      `word % (rows - k)` is an exact multiply-shift remainder with per-step constants computed once;
+//   2. replays each column's first steps in parallel, block by block as the words are drawn: a per-thread
+//      permutation table is swapped and then restored (only the entries touched), and `word % (rows - k)` is an
+//      exact multiply-shift remainder with per-step constants computed once;
 //   3. contiguous tensors of >= 16 elements (normal_'s vectorized path): the zeroed positions go into a bitmap
 //      and Box-Muller zeroes them while each block is in cache, so the tensor is written once. Other layouts
 //      run normal_ and then zero the positions in a second pass, a cache line's worth of columns at a time.
@@ -198,9 +198,6 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
   std::vector<uint32_t> slots(static_cast<size_t>(ring * block_cols * std::max<int64_t>(words_per_column, 1)));
   std::vector<FastMod32> mod(static_cast<size_t>(steps));
   for (int64_t k = 0; k < steps; ++k) mod[k] = FastMod32(static_cast<uint32_t>(rows - k));
-  // Each call gets stamps no earlier call used, so the per-thread tables are never cleared.
-  static std::atomic<int64_t> stamp_counter{0};
-  const int64_t first_stamp = stamp_counter.fetch_add(cols);
   auto* gen = cpu_generator(std::nullopt);
   std::lock_guard<std::mutex> lock(gen->mutex_);
   serial_producer_pipeline(
@@ -210,31 +207,31 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
         draw_words(gen, slots.data() + slot * block_cols * words_per_column, n_cols * words_per_column);
       },
       [&](int64_t b, int64_t slot) {
-        // entry[r] is perm[r] of the column whose stamp stamp[r] holds; any other stamp means perm[r] = r.
-        thread_local std::vector<int32_t> entry_table;
-        thread_local std::vector<int64_t> stamp_table;
-        if (static_cast<int64_t>(stamp_table.size()) < rows) {
-          entry_table.resize(rows);
-          stamp_table.resize(rows, -1);
+        // perm holds the identity between columns: a column's swaps are undone after it (only the entries
+        // they touched), so no column pays for rows it does not touch.
+        thread_local std::vector<int32_t> perm_table;
+        thread_local std::vector<int64_t> touched_table;
+        if (static_cast<int64_t>(perm_table.size()) < rows) {
+          perm_table.resize(rows);
+          std::iota(perm_table.begin(), perm_table.end(), 0);
         }
-        int32_t* entry = entry_table.data();  // plain pointers: no thread-local lookups in the loop
-        int64_t* stamp = stamp_table.data();
+        touched_table.resize(std::max<int64_t>(steps, 1));
+        int32_t* perm = perm_table.data();  // plain pointers: no thread-local lookups in the loop
+        int64_t* touched = touched_table.data();
         const int64_t c0 = b * block_cols, n_cols = std::min(block_cols, cols - c0);
         for (int64_t c = c0; c < c0 + n_cols; ++c) {
           const uint32_t* w = slots.data() + (slot * block_cols + (c - c0)) * words_per_column;
-          const int64_t this_stamp = first_stamp + c;
-          auto get = [&](int64_t r) { return stamp[r] == this_stamp ? entry[r] : static_cast<int32_t>(r); };
-          for (int64_t k = 0; k < zeros; ++k) {
-            int64_t row;
-            if (k < steps) {
-              const int64_t j = k + mod[k](w[k]);
-              row = get(j);
-              entry[j] = get(k);
-              stamp[j] = this_stamp;
-            } else {
-              row = get(k);  // the last entry when every row is zeroed: no swap
-            }
+          for (int64_t k = 0; k < steps; ++k) {
+            const int64_t j = k + mod[k](w[k]);
+            const int32_t row = perm[j];
+            perm[j] = perm[k];
+            touched[k] = j;
             zero(row, c);
+          }
+          if (zeros > steps) zero(perm[steps], c);  // every row zeroed: the last entry needs no swap
+          for (int64_t k = 0; k < steps; ++k) {
+            perm[touched[k]] = static_cast<int32_t>(touched[k]);
+            perm[k] = static_cast<int32_t>(k);
           }
         }
       });
@@ -263,12 +260,12 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
       draw_words(gen, normal_words.data(), main_words);
       draw_words(gen, tail, tail_count);
     }
-    const int64_t stride = (cols + 63) / 64 + 8;
-    auto mask_storage = at::zeros({rows * stride}, at::TensorOptions().dtype(at::kLong));
+    const int64_t stride = rows + 8;
+    auto mask_storage = at::zeros({(cols + 63) / 64 * stride}, at::TensorOptions().dtype(at::kLong));
     uint64_t* mask_words = reinterpret_cast<uint64_t*>(mask_storage.data_ptr<int64_t>());
-    // Groups of 64 columns own their words of the mask: plain stores.
+    // Groups of 64 columns own their strips of the mask: plain stores.
     replay_permutations(rows, cols, zeros, 64, [&](int64_t row, int64_t col) {
-      mask_words[row * stride + col / 64] |= uint64_t{1} << (col % 64);
+      mask_words[(col / 64) * stride + row] |= uint64_t{1} << (col % 64);
     });
     const ZeroMask mask{mask_words, cols, stride};
     torch_stream_kernels().normal_from_words(dtype, self.data_ptr(), n, normal_words.data(), tail, 0.0, std,

@@ -242,7 +242,7 @@ class ZeroMaskCursor {
   }
 
  private:
-  uint64_t word() const { return mask_.words[row_ * mask_.stride + col_ / 64]; }
+  uint64_t word() const { return mask_.words[(col_ / 64) * mask_.stride + row_]; }
   const ZeroMask& mask_;
   int64_t row_, col_;
 };
