@@ -12,6 +12,37 @@
 namespace pyinit::cpu {
 namespace {
 
+// Elements per pipeline block (a multiple of 16, normal_'s Box-Muller block): large enough to amortize the
+// hand-off, small enough that a block's words are still in cache when another thread transforms them.
+constexpr int64_t kPipelineBlock = 1 << 15;
+
+// Draws `words_per_element` words per element for elements [0, n) into `words` (element i's words at
+// words[i * words_per_element]) and calls transform(begin, end) on element ranges, each as soon as its words
+// are drawn: other threads transform while the draw, the only serial step, goes on. One thread interleaves
+// draw and transform block by block. The caller holds the generator's mutex.
+template <typename F>
+void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element,
+                        const F& transform) {
+  const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
+  auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
+  auto draw = [&](int64_t b, int64_t /*slot*/) {
+    const auto [begin, end] = range(b);
+    draw_words(gen, words + begin * words_per_element, (end - begin) * words_per_element);
+  };
+  auto run = [&](int64_t b, int64_t /*slot*/) {
+    const auto [begin, end] = range(b);
+    transform(begin, end);
+  };
+  if (blocks <= 1 || at::get_num_threads() <= 1 || at::in_parallel_region()) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      draw(b, 0);
+      run(b, 0);
+    }
+    return;
+  }
+  serial_producer_pipeline(blocks, /*ring=*/blocks, draw, run);
+}
+
 void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, double threshold,
                         const std::optional<at::Generator>& generator) {
   check_uniform_bounds(self, low, high);
@@ -21,13 +52,15 @@ void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, do
   const auto& kernels = torch_stream_kernels();
   MemoryOrderOutput out(self);
   const int64_t n = out.numel();
-  const int64_t words_needed = self.scalar_type() == at::kDouble ? 2 * n : n;
-  WordBuffer words(out.data(), n * static_cast<int64_t>(self.element_size()), words_needed);
+  const auto dtype = self.scalar_type();
+  const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+  WordBuffer words(out.data(), n * static_cast<int64_t>(self.element_size()), n * words_per_element);
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    draw_words(gen, words.data(), words_needed);
+    draw_and_transform(gen, words.data(), n, words_per_element, [&](int64_t begin, int64_t end) {
+      kernels.uniform_from_words(dtype, out.data(), words.data(), begin, end, low, high, mask, threshold);
+    });
   }
-  kernels.uniform_from_words(self.scalar_type(), out.data(), words.data(), n, low, high, mask, threshold);
   out.commit();
 }
 
@@ -50,11 +83,18 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
   if (n >= 16 && self.is_contiguous()) {
     const int64_t main_words = normal_fill_main_words(dtype, n);
     const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
+    const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
     WordBuffer words(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
+    // Pipeline ranges start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block
+    // (its words drawn for float/double, not for half/bfloat16) is left to the tail.
+    draw_and_transform(gen, words.data(), main_words / words_per_element, words_per_element,
+                       [&](int64_t begin, int64_t end) {
+                         kernels.normal_blocks(dtype, out.data(), words.data(), begin / 16, end / 16, mean, std,
+                                               /*zero_mask=*/nullptr);
+                       });
     uint32_t tail[32];
-    draw_words(gen, words.data(), main_words);
     draw_words(gen, tail, tail_count);
-    kernels.normal_from_words(dtype, out.data(), n, words.data(), tail, mean, std, /*zero_mask=*/nullptr);
+    if (tail_count > 0) kernels.normal_tail(dtype, out.data(), n, tail, mean, std, /*zero_mask=*/nullptr);
     return;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_normal_serial", [&] {
@@ -268,8 +308,11 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
       mask_words[(col / 64) * stride + row] |= uint64_t{1} << (col % 64);
     });
     const ZeroMask mask{mask_words, cols, stride};
-    torch_stream_kernels().normal_from_words(dtype, self.data_ptr(), n, normal_words.data(), tail, 0.0, std,
-                                             &mask);
+    const auto& kernels = torch_stream_kernels();
+    at::parallel_for(0, n / 16, kPipelineBlock / 16, [&](int64_t begin, int64_t end) {
+      kernels.normal_blocks(dtype, self.data_ptr(), normal_words.data(), begin, end, 0.0, std, &mask);
+    });
+    if (tail_count > 0) kernels.normal_tail(dtype, self.data_ptr(), n, tail, 0.0, std, &mask);
     return;
   }
   // Two passes: normal_ (through the operator, so every layout is handled in one place), then the zeros (each

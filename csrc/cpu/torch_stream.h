@@ -94,9 +94,10 @@ inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin,
 }
 #endif
 
+// uniform_ / masked_uniform_ over elements [begin, end), on the calling thread (the caller parallelizes).
 template <typename scalar_t, bool kFma, bool kMask>
-void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t n, double from_, double to_,
-                             double threshold_) {
+void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin, int64_t end, double from_,
+                             double to_, double threshold_) {
   using opmath_t = opmath_type<scalar_t>;
   const opmath_t from = static_cast<opmath_t>(from_);
   const opmath_t to = static_cast<opmath_t>(to_);
@@ -109,32 +110,28 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t n, do
   constexpr int64_t kChunk = 256;
 #if defined(PYINIT_CPU_AVX2)
   if constexpr (kFma && std::is_same_v<scalar_t, float>) {
-    at::parallel_for(0, n, kGrainSize, [=](int64_t begin, int64_t end) {
-      uniform_float_avx2<kMask>(out, words, begin, end, from, to, range, threshold);
-    });
+    uniform_float_avx2<kMask>(out, words, begin, end, from, to, range, threshold);
     return;
   }
 #endif
-  at::parallel_for(0, n, kGrainSize, [=](int64_t begin, int64_t end) {
-    // `words` may be `out` itself: each chunk is copied to locals first, which also lets the compiler
-    // vectorize (no aliasing between the local arrays) and turn the mask into a blend.
-    alignas(64) uint32_t chunk_words[kChunk * kWordsPerElement];
-    alignas(64) scalar_t chunk_out[kChunk];
-    for (int64_t start = begin; start < end; start += kChunk) {
-      const int64_t len = std::min(kChunk, end - start);
-      std::memcpy(chunk_words, words + start * kWordsPerElement, sizeof(uint32_t) * len * kWordsPerElement);
-      for (int64_t i = 0; i < len; ++i) {
-        const opmath_t x = unit_from_words<scalar_t>(chunk_words, i);
-        scalar_t value = static_cast<scalar_t>(mul_add<kFma>(x, range, from));
-        value = value == to_scalar ? from_scalar : value;
-        if constexpr (kMask) {
-          value = static_cast<scalar_t>(mask_small<opmath_t>(static_cast<opmath_t>(value), threshold));
-        }
-        chunk_out[i] = value;
+  // `words` may be `out` itself: each chunk is copied to locals first, which also lets the compiler
+  // vectorize (no aliasing between the local arrays).
+  alignas(64) uint32_t chunk_words[kChunk * kWordsPerElement];
+  alignas(64) scalar_t chunk_out[kChunk];
+  for (int64_t start = begin; start < end; start += kChunk) {
+    const int64_t len = std::min(kChunk, end - start);
+    std::memcpy(chunk_words, words + start * kWordsPerElement, sizeof(uint32_t) * len * kWordsPerElement);
+    for (int64_t i = 0; i < len; ++i) {
+      const opmath_t x = unit_from_words<scalar_t>(chunk_words, i);
+      scalar_t value = static_cast<scalar_t>(mul_add<kFma>(x, range, from));
+      value = value == to_scalar ? from_scalar : value;
+      if constexpr (kMask) {
+        value = static_cast<scalar_t>(mask_small<opmath_t>(static_cast<opmath_t>(value), threshold));
       }
-      std::memcpy(out + start, chunk_out, sizeof(scalar_t) * len);
+      chunk_out[i] = value;
     }
-  });
+    std::memcpy(out + start, chunk_out, sizeof(scalar_t) * len);
+  }
 }
 
 // Box-Muller on one block of 16 uniforms, in place: lanes j < 8 get r*cos(t), lanes j + 8 get r*sin(t),
@@ -247,31 +244,37 @@ class ZeroMaskCursor {
   int64_t row_, col_;
 };
 
+// normal_fill's main blocks [first_block, last_block), on the calling thread (the caller parallelizes).
 template <typename scalar_t>
-void normal_from_words_impl(scalar_t* out, int64_t n, const uint32_t* words, const uint32_t* tail_words,
-                            double mean, double std, const ZeroMask* zero_mask) {
+void normal_blocks_impl(scalar_t* out, const uint32_t* words, int64_t first_block, int64_t last_block,
+                        double mean, double std, const ZeroMask* zero_mask) {
   using opmath_t = opmath_type<scalar_t>;
   const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
   constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
-  at::parallel_for(0, n / 16, kGrainSize / 16, [&](int64_t begin, int64_t end) {
-    alignas(32) opmath_t block[16];
-    std::optional<ZeroMaskCursor> zeros;
-    if (zero_mask != nullptr) zeros.emplace(*zero_mask, begin * 16);
-    for (int64_t b = begin; b < end; ++b) {
-      const uint32_t* block_words = words + b * 16 * kWordsPerElement;
-      for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
-      box_muller(block);
-      if (zeros) zero_marked(block, zeros->next16());
-      for (int j = 0; j < 16; ++j) out[b * 16 + j] = static_cast<scalar_t>(block[j]);
-    }
-  });
-  if (n % 16 != 0) {
-    alignas(32) opmath_t block[16];
-    for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(tail_words, j);
+  alignas(32) opmath_t block[16];
+  std::optional<ZeroMaskCursor> zeros;
+  if (zero_mask != nullptr) zeros.emplace(*zero_mask, first_block * 16);
+  for (int64_t b = first_block; b < last_block; ++b) {
+    const uint32_t* block_words = words + b * 16 * kWordsPerElement;
+    for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
     box_muller(block);
-    if (zero_mask != nullptr) zero_marked(block, ZeroMaskCursor(*zero_mask, n - 16).next16());
-    for (int j = 0; j < 16; ++j) out[n - 16 + j] = static_cast<scalar_t>(block[j]);
+    if (zeros) zero_marked(block, zeros->next16());
+    for (int j = 0; j < 16; ++j) out[b * 16 + j] = static_cast<scalar_t>(block[j]);
   }
+}
+
+// normal_fill's extra block when n % 16 != 0: recomputes outputs [n - 16, n) from 16 (32 for double) more words.
+// Runs after every main block is written.
+template <typename scalar_t>
+void normal_tail_impl(scalar_t* out, int64_t n, const uint32_t* tail_words, double mean, double std,
+                      const ZeroMask* zero_mask) {
+  using opmath_t = opmath_type<scalar_t>;
+  const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
+  alignas(32) opmath_t block[16];
+  for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(tail_words, j);
+  box_muller(block);
+  if (zero_mask != nullptr) zero_marked(block, ZeroMaskCursor(*zero_mask, n - 16).next16());
+  for (int j = 0; j < 16; ++j) out[n - 16 + j] = static_cast<scalar_t>(block[j]);
 }
 
 template <typename scalar_t>
@@ -307,39 +310,41 @@ int64_t normal_resample_pending_impl(scalar_t* out, int64_t n, const uint32_t* w
   return kept;
 }
 
-template <bool kFma>
-void uniform_from_words(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
-                        double to, bool mask, double threshold) {
-  auto run = [&](auto* typed_out) {
-    using scalar_t = std::remove_pointer_t<decltype(typed_out)>;
-    if (mask) {
-      uniform_from_words_impl<scalar_t, kFma, true>(typed_out, words, n, from, to, threshold);
-    } else {
-      uniform_from_words_impl<scalar_t, kFma, false>(typed_out, words, n, from, to, threshold);
-    }
-  };
+// Calls f(typed_out) with `out` cast to the C++ type of `dtype`.
+template <typename F>
+inline void dispatch_out(c10::ScalarType dtype, void* out, const F& f) {
   switch (dtype) {
-    case c10::ScalarType::Float: return run(static_cast<float*>(out));
-    case c10::ScalarType::Double: return run(static_cast<double*>(out));
-    case c10::ScalarType::Half: return run(static_cast<c10::Half*>(out));
-    case c10::ScalarType::BFloat16: return run(static_cast<c10::BFloat16*>(out));
+    case c10::ScalarType::Float: return f(static_cast<float*>(out));
+    case c10::ScalarType::Double: return f(static_cast<double*>(out));
+    case c10::ScalarType::Half: return f(static_cast<c10::Half*>(out));
+    case c10::ScalarType::BFloat16: return f(static_cast<c10::BFloat16*>(out));
     default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
   }
 }
 
-inline void normal_from_words(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
-                              const uint32_t* tail_words, double mean, double std, const ZeroMask* zero_mask) {
-  switch (dtype) {
-    case c10::ScalarType::Float:
-      return normal_from_words_impl(static_cast<float*>(out), n, words, tail_words, mean, std, zero_mask);
-    case c10::ScalarType::Double:
-      return normal_from_words_impl(static_cast<double*>(out), n, words, tail_words, mean, std, zero_mask);
-    case c10::ScalarType::Half:
-      return normal_from_words_impl(static_cast<c10::Half*>(out), n, words, tail_words, mean, std, zero_mask);
-    case c10::ScalarType::BFloat16:
-      return normal_from_words_impl(static_cast<c10::BFloat16*>(out), n, words, tail_words, mean, std, zero_mask);
-    default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
-  }
+template <bool kFma>
+void uniform_from_words(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t begin, int64_t end,
+                        double from, double to, bool mask, double threshold) {
+  dispatch_out(dtype, out, [&](auto* typed_out) {
+    using scalar_t = std::remove_pointer_t<decltype(typed_out)>;
+    if (mask) {
+      uniform_from_words_impl<scalar_t, kFma, true>(typed_out, words, begin, end, from, to, threshold);
+    } else {
+      uniform_from_words_impl<scalar_t, kFma, false>(typed_out, words, begin, end, from, to, threshold);
+    }
+  });
+}
+
+inline void normal_blocks(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
+                          int64_t last_block, double mean, double std, const ZeroMask* zero_mask) {
+  dispatch_out(dtype, out, [&](auto* typed_out) {
+    normal_blocks_impl(typed_out, words, first_block, last_block, mean, std, zero_mask);
+  });
+}
+
+inline void normal_tail(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* tail_words, double mean,
+                        double std, const ZeroMask* zero_mask) {
+  dispatch_out(dtype, out, [&](auto* typed_out) { normal_tail_impl(typed_out, n, tail_words, mean, std, zero_mask); });
 }
 
 inline int64_t normal_resample_pending(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,

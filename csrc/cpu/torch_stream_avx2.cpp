@@ -36,7 +36,8 @@ const TorchStreamKernels& torch_stream_kernels_avx2() {
   static const TorchStreamKernels kernels{
       &mt19937_draw,
       &avx2_capability::uniform_from_words</*kFma=*/true>,
-      &avx2_capability::normal_from_words,
+      &avx2_capability::normal_blocks,
+      &avx2_capability::normal_tail,
       &avx2_capability::normal_resample_pending,
       /*fma=*/true,
   };

@@ -9,7 +9,8 @@ const TorchStreamKernels& torch_stream_kernels_default() {
   static const TorchStreamKernels kernels{
       &mt19937_draw,
       &default_capability::uniform_from_words</*kFma=*/false>,
-      &default_capability::normal_from_words,
+      &default_capability::normal_blocks,
+      &default_capability::normal_tail,
       &default_capability::normal_resample_pending,
       /*fma=*/false,
   };

@@ -8,7 +8,7 @@
 
 namespace pyinit::cpu {
 
-// sparse_'s zero pattern, for normal_from_words: element (row, col) of a row-major tensor with `cols` columns is
+// sparse_'s zero pattern, for normal_blocks: element (row, col) of a row-major tensor with `cols` columns is
 // zeroed when bit col % 64 of words[(col / 64) * stride + row] is set. The layout is column-group-major so that
 // replaying one column's permutation touches one compact strip of words; stride is rows plus one cache line, so
 // strips are not a power of two apart (which would make them collide in the same cache sets).
@@ -22,14 +22,20 @@ struct ZeroMask {
 struct TorchStreamKernels {
   // The next `count` words of torch's Mersenne Twister (see mt19937_bulk.h), vectorized for the capability.
   void (*draw_words)(at::mt19937& engine, uint32_t* out, int64_t count);
-  // uniform_ (and masked_uniform_ when `mask`): `words` holds 1 word per element (2 for double); it may alias out.
-  void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t n, double from,
-                             double to, bool mask, double threshold);
-  // normal_ on >= 16 contiguous elements: `words` as laid out by normal_fill_main_words() (ops_cpu.h); may alias out for
-  // float/double. `tail_words` holds the 16 (32 for double) extra words when n % 16 != 0. When `zero_mask` is
-  // not null, the elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
-  void (*normal_from_words)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
-                            const uint32_t* tail_words, double mean, double std, const ZeroMask* zero_mask);
+  // The transforms below run on the calling thread over the range they are given; callers parallelize (and
+  // overlap them with the draw: see Note [Serial producer, parallel consumers] in ops_cpu.h).
+  // uniform_ (and masked_uniform_ when `mask`) of elements [begin, end): `words` holds 1 word per element (2 for
+  // double); it may alias out.
+  void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t begin, int64_t end,
+                             double from, double to, bool mask, double threshold);
+  // normal_ on >= 16 contiguous elements, blocks [first_block, last_block) of 16 elements: `words` as laid out by
+  // normal_fill_main_words() (ops_cpu.h); may alias out for float/double. When `zero_mask` is not null, the
+  // elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
+  void (*normal_blocks)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
+                        int64_t last_block, double mean, double std, const ZeroMask* zero_mask);
+  // When n % 16 != 0, after all main blocks: outputs [n - 16, n) from the 16 (32 for double) `tail_words`.
+  void (*normal_tail)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* tail_words, double mean,
+                      double std, const ZeroMask* zero_mask);
   // One resampling round of trunc_normal_ (normal proposal): for each index in pending[0, count), the value the
   // same normal_fill would give it from `words`; written if inside [lo, hi], else the index stays pending.
   // Returns the new pending count (pending is compacted in place).
