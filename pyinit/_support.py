@@ -29,9 +29,16 @@ class PyinitFallbackWarning(UserWarning):
     """An initializer ran torch's own implementation instead of a pyinit kernel."""
 
 
-def torch_version() -> tuple[int, int]:
+def _parse_torch_version() -> tuple[int, int]:
     major, minor = torch.__version__.split("+")[0].split(".")[:2]
     return int(major), int(minor)
+
+
+_TORCH_VERSION = _parse_torch_version()
+
+
+def torch_version() -> tuple[int, int]:
+    return _TORCH_VERSION
 
 
 def _allow_unverified() -> bool:
@@ -59,6 +66,18 @@ def is_dense(tensor: torch.Tensor) -> bool:
     return True
 
 
+_has_kernel_cache: dict[tuple[str, str], bool] = {}
+
+
+def _has_kernel_cached(op: str, device: str) -> bool:
+    """has_kernel, asked once per (op, device): the registrations are fixed once pyinit._C is loaded."""
+    key = (op, device)
+    found = _has_kernel_cache.get(key)
+    if found is None:
+        found = _has_kernel_cache[key] = has_kernel(op, device)
+    return found
+
+
 def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     """None when pyinit::<op> can run on `tensor`, else why not."""
     if not isinstance(tensor, torch.Tensor):
@@ -72,12 +91,13 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     device = tensor.device.type
     if device == "meta":
         return None
-    if not has_kernel(op, device):
+    if not _has_kernel_cached(op, device):
         return f"no {device} kernel"
-    if device == "cpu" and not _allow_unverified():
-        if torch_version() not in _VERIFIED_CPU_TORCH:
+    if device == "cpu":
+        # The environment is read only when a check fails (os.environ lookups cost a call's worth of time).
+        if torch_version() not in _VERIFIED_CPU_TORCH and not _allow_unverified():
             return f"CPU kernels not verified against torch {torch.__version__}"
-        if not _X86:
+        if not _X86 and not _allow_unverified():
             return f"CPU kernels not verified on {platform.machine()}"
     return None
 

@@ -166,9 +166,22 @@ def _no_grad_trunc_normal_(
     return tensor
 
 
+def _kernel_fill_value(val: object) -> bool:
+    """Whether pyinit::fill_ (which takes a double) converts `val` exactly as torch's fill_ does.
+
+    torch converts an int straight to the tensor's dtype; passing it through a double first would round
+    twice for ints that a double cannot hold exactly, so those take torch's path.
+    """
+    if isinstance(val, bool):
+        return False
+    if isinstance(val, float):
+        return True
+    return isinstance(val, int) and -(2**53) <= val <= 2**53
+
+
 def _no_grad_fill_(tensor: Tensor, val: float) -> Tensor:
     with torch.no_grad():
-        if isinstance(val, (int, float)) and not isinstance(val, bool) and use_kernel(tensor, "fill_"):
+        if _kernel_fill_value(val) and use_kernel(tensor, "fill_"):
             ops.fill_(tensor, float(val))
             return tensor
         return tensor.fill_(val)
