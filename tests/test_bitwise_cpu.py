@@ -1,5 +1,5 @@
-"""The torch stream on CPU: every random initializer writes exactly what torch.nn.init writes, bit for bit,
-and leaves the generator exactly where torch leaves it."""
+"""The torch stream on CPU: every random initializer writes exactly what torch.nn.init writes, bit
+for bit, and leaves the generator exactly where torch leaves it."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ NEEDS_2D = {"xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_no
 
 
 def run_both(name, make, use_generator, seed=1234):
-    """Runs pyinit's and torch's initializer from the same generator state; returns outputs and states."""
+    """Runs pyinit's and torch's initializer from one generator state: (outputs, states)."""
     p_init, t_init = RANDOM_INITS[name]
     results = []
     for init in (t_init, p_init):
@@ -112,7 +112,7 @@ def test_large_odd_size(name):
 
 
 def test_normal_cached_sample_chain():
-    # The serial normal_ path caches the second Box-Muller sample in the generator: interleave calls.
+    # The serial normal_ path keeps the second Box-Muller sample in the generator: interleave calls.
     outs = []
     for lib in (tinit, pyinit):
         torch.manual_seed(5)
@@ -121,7 +121,7 @@ def test_normal_cached_sample_chain():
         lib.uniform_(c)
         lib.normal_(b)
         outs.append((a, b, c, torch.randn(3)))
-    for x, y in zip(*outs):
+    for x, y in zip(*outs, strict=True):
         assert bitwise_equal(x, y)
 
 
@@ -168,7 +168,8 @@ def test_sparse_layouts(layout, threads, use_generator):
             outs.append((t, torch.get_rng_state(), gen.get_state() if gen is not None else None))
     finally:
         torch.set_num_threads(previous)
-    assert bitwise_equal(outs[0][0], outs[1][0]), f"{(outs[0][0] != outs[1][0]).sum()} values differ"
+    differ = (outs[0][0] != outs[1][0]).sum()
+    assert bitwise_equal(outs[0][0], outs[1][0]), f"{differ} values differ"
     assert torch.equal(outs[0][1], outs[1][1]), "default generator state differs"
     if use_generator:
         assert torch.equal(outs[0][2], outs[1][2]), "generator state differs"
@@ -216,7 +217,7 @@ DETERMINISTIC_INITS = {
 
 
 def _layout_view(layout: str, shape: tuple[int, ...], dtype: torch.dtype):
-    """(base, view): a NaN-filled base tensor and a view of it with `shape` in the given memory layout."""
+    """(base, view): a NaN-filled base tensor and its view of `shape` in memory layout `layout`."""
     nan = float("nan")
     dims = len(shape)
     if layout == "contiguous":
@@ -240,16 +241,18 @@ def _layout_view(layout: str, shape: tuple[int, ...], dtype: torch.dtype):
     raise ValueError(layout)
 
 
-LAYOUTS = ["contiguous", "transposed", "channels_last", "padded_rows", "strided_inner", "strided_outer"]
+LAYOUTS = [
+    "contiguous", "transposed", "channels_last", "padded_rows", "strided_inner", "strided_outer"
+]
 
 
 @dtypes
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", list(DETERMINISTIC_INITS))
 def test_deterministic_inits(name, layout, dtype):
-    """fill_/eye_/dirac_ write torch's bits in every layout their kernels treat differently (the flat fill of
-    a dense tensor, memset for all-zero bits, one fill per row, strided rows), small and multi-threaded sizes,
-    and leave every element outside the view untouched."""
+    """fill_/eye_/dirac_ write torch's bits in every layout their kernels treat differently (the
+    flat fill of a dense tensor, memset for all-zero bits, one fill per row, strided rows), small
+    and multi-threaded sizes, and leave every element outside the view untouched."""
     fn, shapes_ = DETERMINISTIC_INITS[name]
     if name == "constant_int_double_rounding" and dtype == torch.float16:
         pytest.skip("overflows float16 (test_constant_overflow_matches_torch)")
@@ -265,7 +268,7 @@ def test_deterministic_inits(name, layout, dtype):
 @dtypes
 @pytest.mark.parametrize("value", [1e40, 70000.0, 65520.0, 70000])
 def test_constant_overflow_matches_torch(value, dtype):
-    """torch's fill_ refuses a value that overflows the dtype; pyinit raises the same error and writes nothing."""
+    """torch's fill_ refuses a value that overflows the dtype; pyinit raises the same error."""
     results = []
     for lib in (tinit, pyinit):
         t = torch.full((300, 257), 7.0, dtype=dtype)
@@ -317,8 +320,9 @@ def test_zero_element(dtype):
         assert torch.equal(*states)
 
 
-# Bounds one float ulp apart make x * (b - a) + a round onto `b` (which torch maps back to `a`) and onto
-# values exactly at the threshold, on both signs: the vector and scalar-tail paths' edge cases, bit for bit.
+# Bounds one float ulp apart make x * (b - a) + a round onto `b` (which torch maps back to `a`) and
+# onto values exactly at the threshold, on both signs: the vector and scalar-tail paths' edge cases,
+# bit for bit.
 BOUND_EDGES = [
     ("uniform_", (1.0, 1.0000001), None),
     ("uniform_", (-1.0000001, -1.0), None),
