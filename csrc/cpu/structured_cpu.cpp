@@ -111,6 +111,13 @@ void fill_contiguous(bits_t* data, int64_t n, bits_t bits) {
   std::fill_n(data, n, bits);
 }
 
+// Stores `bits` into data[0], data[stride], ... (n elements). A function of its own, so that the loop bounds are
+// locals: with -fno-strict-aliasing a store could otherwise alias the lambda's captured sizes and force reloads.
+template <typename bits_t>
+void strided_fill(bits_t* data, int64_t n, int64_t stride, bits_t bits) {
+  for (int64_t j = 0; j < n; ++j) data[j * stride] = bits;
+}
+
 // Stores `bits` into every element of `self` (validated by the caller), in parallel. See Note [Structured fills
 // on CPU].
 template <typename bits_t>
@@ -145,7 +152,7 @@ void fill_bits(const at::Tensor& self, bits_t bits) {
       if (inner_stride == 1) {
         fill_contiguous(p, inner, bits);
       } else {
-        for (int64_t j = 0; j < inner; ++j) p[j * inner_stride] = bits;
+        strided_fill(p, inner, inner_stride, bits);
       }
       for (int64_t d = dims - 2; d >= 0; --d) {
         offset += layout.strides[d];
