@@ -1,7 +1,7 @@
-"""Loads pyinit._C (which registers the torch.ops.pyinit operators) and registers their fake implementations.
+"""Loads pyinit._C (which registers the torch.ops.pyinit operators) and their fake implementations.
 
-The operators mutate their first argument and return nothing; on meta and fake tensors they are no-ops, so
-initializers work on `meta` tensors and under torch.compile.
+The operators mutate their first argument and return nothing; on meta and fake tensors they are
+no-ops, so initializers work on `meta` tensors and under torch.compile.
 """
 
 from __future__ import annotations

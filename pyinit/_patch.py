@@ -1,10 +1,10 @@
 """Make torch.nn modules construct through pyinit.
 
 torch.nn layers initialize themselves by calling functions of the torch.nn.init module (for example
-`init.kaiming_uniform_` in nn.Linear.reset_parameters), looked up at call time. `patch_torch_init()` replaces
-those functions with pyinit's for as long as the context lasts (or until `restore_torch_init()` when called
-as a plain function), so `nn.Linear(4096, 4096)` runs pyinit's kernels and, in the torch stream, gets the same
-weights it would have got from torch.
+`init.kaiming_uniform_` in nn.Linear.reset_parameters), looked up at call time. `patch_torch_init()`
+replaces those functions with pyinit's for as long as the context lasts (or until
+`restore_torch_init()` when called as a plain function), so `nn.Linear(4096, 4096)` runs pyinit's
+kernels and, in the torch stream, gets the same weights it would have got from torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from . import init as _pyinit
 
 _PATCHED_NAMES = tuple(
     name for name in _pyinit.__all__ if hasattr(_torch_init, name) and name != "masked_uniform_"
-) + ("_no_grad_uniform_", "_no_grad_normal_", "_no_grad_trunc_normal_", "_no_grad_fill_", "_no_grad_zero_")
+) + (
+    "_no_grad_uniform_",
+    "_no_grad_normal_",
+    "_no_grad_trunc_normal_",
+    "_no_grad_fill_",
+    "_no_grad_zero_",
+)
 
 _originals: dict[str, object] = {}
 

@@ -1,10 +1,11 @@
 """When an initializer runs a pyinit kernel, and when it falls back to torch (visibly).
 
-The `torch` stream promises the values the installed torch writes. Where pyinit has not verified its kernels
-against this torch version, device or platform, or has no kernel for a case (complex or integer dtypes, sparse
-layouts, tensor subclasses such as DTensor), it calls torch's own implementation instead and says so once per
-(initializer, reason) with a `PyinitFallbackWarning`. `fallback_reason()` returns that reason (or None) so tests
-can check that a fallback is taken on purpose.
+The `torch` stream promises the values the installed torch writes. Where pyinit has not verified its
+kernels against this torch version, device or platform, or has no kernel for a case (complex or
+integer dtypes, sparse layouts, tensor subclasses such as DTensor), it calls torch's own
+implementation instead and says so once per (initializer, reason) with a `PyinitFallbackWarning`.
+`fallback_reason()` returns that reason (or None) so tests can check that a fallback is taken on
+purpose.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ._ops import has_kernel
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-# torch versions whose CPU kernels pyinit reproduces bit for bit (checked by tests/test_bitwise_cpu.py).
-# torch 2.11/2.12 CPU distribution templates differ (see docs/decisions.md); they use torch's own code.
+# torch versions whose CPU kernels pyinit reproduces bit for bit (checked by
+# tests/test_bitwise_cpu.py). torch 2.11/2.12 CPU distribution templates differ (see
+# docs/decisions.md); they use torch's own code.
 _VERIFIED_CPU_TORCH = ((2, 13),)
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -29,9 +31,16 @@ class PyinitFallbackWarning(UserWarning):
     """An initializer ran torch's own implementation instead of a pyinit kernel."""
 
 
-def torch_version() -> tuple[int, int]:
+def _parse_torch_version() -> tuple[int, int]:
     major, minor = torch.__version__.split("+")[0].split(".")[:2]
     return int(major), int(minor)
+
+
+_TORCH_VERSION = _parse_torch_version()
+
+
+def torch_version() -> tuple[int, int]:
+    return _TORCH_VERSION
 
 
 def _allow_unverified() -> bool:
@@ -41,7 +50,8 @@ def _allow_unverified() -> bool:
 def _is_plain_tensor(tensor: torch.Tensor) -> bool:
     if type(tensor) in (torch.Tensor, torch.nn.Parameter):
         return True
-    # Fake and functional tensors (torch.compile tracing) dispatch to the operators' fake implementations.
+    # Fake and functional tensors (torch.compile tracing) dispatch to the operators' fake
+    # implementations.
     from torch._subclasses.fake_tensor import FakeTensor
     from torch._subclasses.functional_tensor import FunctionalTensor
 
@@ -49,14 +59,26 @@ def _is_plain_tensor(tensor: torch.Tensor) -> bool:
 
 
 def is_dense(tensor: torch.Tensor) -> bool:
-    """Whether the elements of `tensor` fill a contiguous block of memory without overlap, in some order."""
-    dims = sorted((st, sz) for sz, st in zip(tensor.shape, tensor.stride()) if sz != 1)
+    """Whether the elements of `tensor` fill one block of memory without overlap, in any order."""
+    dims = sorted((st, sz) for sz, st in zip(tensor.shape, tensor.stride(), strict=True) if sz != 1)
     expected = 1
     for stride, size in dims:
         if stride != expected:
             return False
         expected *= size
     return True
+
+
+_has_kernel_cache: dict[tuple[str, str], bool] = {}
+
+
+def _has_kernel_cached(op: str, device: str) -> bool:
+    """has_kernel, asked once per (op, device): the registrations are fixed once _C is loaded."""
+    key = (op, device)
+    found = _has_kernel_cache.get(key)
+    if found is None:
+        found = _has_kernel_cache[key] = has_kernel(op, device)
+    return found
 
 
 def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
@@ -72,12 +94,13 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     device = tensor.device.type
     if device == "meta":
         return None
-    if not has_kernel(op, device):
+    if not _has_kernel_cached(op, device):
         return f"no {device} kernel"
-    if device == "cpu" and not _allow_unverified():
-        if torch_version() not in _VERIFIED_CPU_TORCH:
+    if device == "cpu":
+        # os.environ is read only when a check fails (a lookup costs as much as the other checks).
+        if torch_version() not in _VERIFIED_CPU_TORCH and not _allow_unverified():
             return f"CPU kernels not verified against torch {torch.__version__}"
-        if not _X86:
+        if not _X86 and not _allow_unverified():
             return f"CPU kernels not verified on {platform.machine()}"
     return None
 
@@ -94,6 +117,8 @@ def use_kernel(tensor: torch.Tensor, op: str, reason: str | None = None) -> bool
     if (op, reason) not in _warned:
         _warned.add((op, reason))
         warnings.warn(
-            f"pyinit.{op}: using torch's implementation ({reason})", PyinitFallbackWarning, stacklevel=3
+            f"pyinit.{op}: using torch's implementation ({reason})",
+            PyinitFallbackWarning,
+            stacklevel=3,
         )
     return False

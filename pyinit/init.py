@@ -1,8 +1,9 @@
-"""The torch.nn.init mirror: every public name, signature, default, error and warning of torch.nn.init, with
-the random initializers running pyinit's fused kernels (see docs/decisions.md for what falls back and why).
+"""The torch.nn.init mirror: every public name, signature, default, error and warning of
+torch.nn.init, with the random initializers running pyinit's fused kernels (see docs/decisions.md
+for what falls back and why).
 
-Fans, gains and bounds are computed here exactly as torch.nn.init computes them; the kernels receive the final
-numbers (See Note [Kernels take final numbers] in csrc/ops.cpp).
+Fans, gains and bounds are computed here exactly as torch.nn.init computes them; the kernels receive
+the final numbers (See Note [Kernels take final numbers] in csrc/ops.cpp).
 """
 
 from __future__ import annotations
@@ -166,9 +167,22 @@ def _no_grad_trunc_normal_(
     return tensor
 
 
+def _kernel_fill_value(val: object) -> bool:
+    """Whether pyinit::fill_ (which takes a double) converts `val` exactly as torch's fill_ does.
+
+    torch converts an int straight to the tensor's dtype; passing it through a double first would
+    round twice for ints that a double cannot hold exactly, so those take torch's path.
+    """
+    if isinstance(val, bool):
+        return False
+    if isinstance(val, float):
+        return True
+    return isinstance(val, int) and -(2**53) <= val <= 2**53
+
+
 def _no_grad_fill_(tensor: Tensor, val: float) -> Tensor:
     with torch.no_grad():
-        if isinstance(val, (int, float)) and not isinstance(val, bool) and use_kernel(tensor, "fill_"):
+        if _kernel_fill_value(val) and use_kernel(tensor, "fill_"):
             ops.fill_(tensor, float(val))
             return tensor
         return tensor.fill_(val)
@@ -301,8 +315,8 @@ def trunc_normal_(
     r"""Fill the input Tensor with values drawn from a truncated normal distribution.
 
     The values are effectively drawn from the normal distribution :math:`\mathcal{N}(\text{mean},
-    \text{std}^2)` with values outside :math:`[a, b]` redrawn until they are within the bounds. The method
-    used for generating the random values works best when :math:`a \leq \text{mean} \leq b`.
+    \text{std}^2)` with values outside :math:`[a, b]` redrawn until they are within the bounds. The
+    method used for generating the random values works best when :math:`a \leq \text{mean} \leq b`.
 
     Args:
         tensor: an n-dimensional `torch.Tensor`
@@ -364,7 +378,8 @@ def zeros_(tensor: Tensor) -> Tensor:
 def eye_(tensor: Tensor) -> Tensor:
     r"""Fill the 2-dimensional input `Tensor` with the identity matrix.
 
-    Preserves the identity of the inputs in `Linear` layers, where as many inputs are preserved as possible.
+    Preserves the identity of the inputs in `Linear` layers, where as many inputs are preserved as
+    possible.
 
     Args:
         tensor: a 2-dimensional `torch.Tensor`
@@ -445,8 +460,8 @@ def xavier_uniform_(
 ) -> Tensor:
     r"""Fill the input `Tensor` with values using a Xavier uniform distribution.
 
-    The method is described in `Understanding the difficulty of training deep feedforward neural networks` -
-    Glorot, X. & Bengio, Y. (2010). The resulting tensor will have values sampled from
+    The method is described in `Understanding the difficulty of training deep feedforward neural
+    networks` - Glorot, X. & Bengio, Y. (2010). The resulting tensor will have values sampled from
     :math:`\mathcal{U}(-a, a)` where
 
     .. math::
@@ -477,8 +492,8 @@ def xavier_normal_(
 ) -> Tensor:
     r"""Fill the input `Tensor` with values using a Xavier normal distribution.
 
-    The method is described in `Understanding the difficulty of training deep feedforward neural networks` -
-    Glorot, X. & Bengio, Y. (2010). The resulting tensor will have values sampled from
+    The method is described in `Understanding the difficulty of training deep feedforward neural
+    networks` - Glorot, X. & Bengio, Y. (2010). The resulting tensor will have values sampled from
     :math:`\mathcal{N}(0, \text{std}^2)` where
 
     .. math::
@@ -520,9 +535,9 @@ def kaiming_uniform_(
 ) -> Tensor:
     r"""Fill the input `Tensor` with values using a Kaiming uniform distribution.
 
-    The method is described in `Delving deep into rectifiers: Surpassing human-level performance on ImageNet
-    classification` - He, K. et al. (2015). The resulting tensor will have values sampled from
-    :math:`\mathcal{U}(-\text{bound}, \text{bound})` where
+    The method is described in `Delving deep into rectifiers: Surpassing human-level performance on
+    ImageNet classification` - He, K. et al. (2015). The resulting tensor will have values sampled
+    from :math:`\mathcal{U}(-\text{bound}, \text{bound})` where
 
     .. math::
         \text{bound} = \text{gain} \times \sqrt{\frac{3}{\text{fan\_mode}}}
@@ -531,10 +546,11 @@ def kaiming_uniform_(
 
     Args:
         tensor: an n-dimensional `torch.Tensor`
-        a: the negative slope of the rectifier used after this layer (only used with ``'leaky_relu'``)
-        mode: either ``'fan_in'`` (default) or ``'fan_out'``. Choosing ``'fan_in'`` preserves the magnitude
-            of the variance of the weights in the forward pass. Choosing ``'fan_out'`` preserves the
-            magnitudes in the backwards pass.
+        a: the negative slope of the rectifier used after this layer (only used with
+            ``'leaky_relu'``)
+        mode: either ``'fan_in'`` (default) or ``'fan_out'``. Choosing ``'fan_in'`` preserves the
+            magnitude of the variance of the weights in the forward pass. Choosing ``'fan_out'``
+            preserves the magnitudes in the backwards pass.
         nonlinearity: the non-linear function (`nn.functional` name), recommended to use only with
             ``'relu'`` or ``'leaky_relu'`` (default).
         generator: the torch Generator to sample from (default: None)
@@ -573,9 +589,9 @@ def kaiming_normal_(
 ) -> Tensor:
     r"""Fill the input `Tensor` with values using a Kaiming normal distribution.
 
-    The method is described in `Delving deep into rectifiers: Surpassing human-level performance on ImageNet
-    classification` - He, K. et al. (2015). The resulting tensor will have values sampled from
-    :math:`\mathcal{N}(0, \text{std}^2)` where
+    The method is described in `Delving deep into rectifiers: Surpassing human-level performance on
+    ImageNet classification` - He, K. et al. (2015). The resulting tensor will have values sampled
+    from :math:`\mathcal{N}(0, \text{std}^2)` where
 
     .. math::
         \text{std} = \frac{\text{gain}}{\sqrt{\text{fan\_mode}}}
@@ -584,7 +600,8 @@ def kaiming_normal_(
 
     Args:
         tensor: an n-dimensional `torch.Tensor`
-        a: the negative slope of the rectifier used after this layer (only used with ``'leaky_relu'``)
+        a: the negative slope of the rectifier used after this layer (only used with
+            ``'leaky_relu'``)
         mode: either ``'fan_in'`` (default) or ``'fan_out'``.
         nonlinearity: the non-linear function (`nn.functional` name), recommended to use only with
             ``'relu'`` or ``'leaky_relu'`` (default).
@@ -610,13 +627,14 @@ def orthogonal_(
 ) -> Tensor:
     r"""Fill the input `Tensor` with a (semi) orthogonal matrix.
 
-    Described in `Exact solutions to the nonlinear dynamics of learning in deep linear neural networks` -
-    Saxe, A. et al. (2013). The input tensor must have at least 2 dimensions, and for tensors with more than
-    2 dimensions the trailing dimensions are flattened.
+    Described in `Exact solutions to the nonlinear dynamics of learning in deep linear neural
+    networks` - Saxe, A. et al. (2013). The input tensor must have at least 2 dimensions, and for
+    tensors with more than 2 dimensions the trailing dimensions are flattened.
 
-    pyinit draws the Gaussian matrix with its normal_ kernel and fuses the sign correction, copy and gain
-    into one pass; the QR factorization is torch.linalg.qr's. Unlike torch, float16 and bfloat16 tensors
-    are supported: the factorization runs in float32 and the result is rounded once.
+    pyinit draws the Gaussian matrix with its normal_ kernel and fuses the sign correction, copy and
+    gain into one pass; the QR factorization is torch.linalg.qr's. Unlike torch, float16 and
+    bfloat16 tensors are supported: the factorization runs in float32 and the result is rounded
+    once.
 
     Args:
         tensor: an n-dimensional `torch.Tensor`, where :math:`n \geq 2`
@@ -666,11 +684,11 @@ def sparse_(
 ) -> Tensor:
     r"""Fill the 2D input `Tensor` as a sparse matrix.
 
-    The non-zero elements will be drawn from the normal distribution :math:`\mathcal{N}(0, 0.01)`, as
-    described in `Deep learning via Hessian-free optimization` - Martens, J. (2010).
+    The non-zero elements will be drawn from the normal distribution :math:`\mathcal{N}(0, 0.01)`,
+    as described in `Deep learning via Hessian-free optimization` - Martens, J. (2010).
 
-    As in torch.nn.init, the zero pattern comes from the default CPU generator (torch.randperm), not from
-    `generator`.
+    As in torch.nn.init, the zero pattern comes from the default CPU generator (torch.randperm), not
+    from `generator`.
 
     Args:
         tensor: an n-dimensional `torch.Tensor`
@@ -716,8 +734,8 @@ def masked_uniform_(
     :math:`|w| < \text{threshold}`, in one pass.
 
     Bit-identical to ``uniform_(tensor, a, b, generator=generator)`` followed by
-    ``tensor *= tensor.abs() >= threshold`` (signed zeros included), and leaves the generator in the same
-    state.
+    ``tensor *= tensor.abs() >= threshold`` (signed zeros included), and leaves the generator in the
+    same state.
 
     Args:
         tensor: an n-dimensional `torch.Tensor`

@@ -1,4 +1,4 @@
-"""pyinit mirrors torch.nn.init: names, signatures, defaults, errors, warnings, hooks, meta tensors."""
+"""pyinit mirrors nn.init: names, signatures, defaults, errors, warnings, hooks, meta tensors."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def test_every_public_name_is_mirrored():
         assert callable(getattr(pyinit, name))
 
 
-@pytest.mark.parametrize("name", [n for n in tinit.__all__ if n.endswith("_")] + PRIVATE_HELPERS[:2])
+@pytest.mark.parametrize(
+    "name", [n for n in tinit.__all__ if n.endswith("_")] + PRIVATE_HELPERS[:2]
+)
 def test_signatures_match(name):
     ours = inspect.signature(getattr(pyinit, name))
     theirs = inspect.signature(getattr(tinit, name))
@@ -61,7 +63,10 @@ ERROR_CASES = [
     ("xavier_normal_ 1-D", lambda m: m.xavier_normal_(torch.empty(3))),
     ("kaiming_uniform_ 1-D", lambda m: m.kaiming_uniform_(torch.empty(3))),
     ("kaiming_normal_ bad mode", lambda m: m.kaiming_normal_(torch.empty(3, 4), mode="fan_avg")),
-    ("kaiming_uniform_ bad nonlinearity", lambda m: m.kaiming_uniform_(torch.empty(3, 4), nonlinearity="gelu")),
+    (
+        "kaiming_uniform_ bad nonlinearity",
+        lambda m: m.kaiming_uniform_(torch.empty(3, 4), nonlinearity="gelu"),
+    ),
     ("calculate_gain bad", lambda m: m.calculate_gain("gelu")),
     ("calculate_gain bool", lambda m: m.calculate_gain("leaky_relu", True)),
     ("sparse_ 3-D", lambda m: m.sparse_(torch.empty(2, 3, 4), 0.1)),

@@ -1,5 +1,5 @@
-"""The torch stream on CPU: every random initializer writes exactly what torch.nn.init writes, bit for bit,
-and leaves the generator exactly where torch leaves it."""
+"""The torch stream on CPU: every random initializer writes exactly what torch.nn.init writes, bit
+for bit, and leaves the generator exactly where torch leaves it."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ NEEDS_2D = {"xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_no
 
 
 def run_both(name, make, use_generator, seed=1234):
-    """Runs pyinit's and torch's initializer from the same generator state; returns outputs and states."""
+    """Runs pyinit's and torch's initializer from one generator state: (outputs, states)."""
     p_init, t_init = RANDOM_INITS[name]
     results = []
     for init in (t_init, p_init):
@@ -120,7 +120,7 @@ def test_large_odd_size(name, threads, dtype):
 
 
 def test_normal_cached_sample_chain():
-    # The serial normal_ path caches the second Box-Muller sample in the generator: interleave calls.
+    # The serial normal_ path keeps the second Box-Muller sample in the generator: interleave calls.
     outs = []
     for lib in (tinit, pyinit):
         torch.manual_seed(5)
@@ -129,7 +129,7 @@ def test_normal_cached_sample_chain():
         lib.uniform_(c)
         lib.normal_(b)
         outs.append((a, b, c, torch.randn(3)))
-    for x, y in zip(*outs):
+    for x, y in zip(*outs, strict=True):
         assert bitwise_equal(x, y)
 
 
@@ -176,7 +176,8 @@ def test_sparse_layouts(layout, threads, use_generator):
             outs.append((t, torch.get_rng_state(), gen.get_state() if gen is not None else None))
     finally:
         torch.set_num_threads(previous)
-    assert bitwise_equal(outs[0][0], outs[1][0]), f"{(outs[0][0] != outs[1][0]).sum()} values differ"
+    differ = (outs[0][0] != outs[1][0]).sum()
+    assert bitwise_equal(outs[0][0], outs[1][0]), f"{differ} values differ"
     assert torch.equal(outs[0][1], outs[1][1]), "default generator state differs"
     if use_generator:
         assert torch.equal(outs[0][2], outs[1][2]), "generator state differs"
@@ -208,33 +209,106 @@ def test_orthogonal(shape, dtype, gain):
     assert torch.equal(outs[0][1], outs[1][1])
 
 
+DETERMINISTIC_INITS = {
+    "constant_": (lambda lib, t: lib.constant_(t, 0.3), [(4, 5), (300, 257)]),
+    "constant_neg_zero": (lambda lib, t: lib.constant_(t, -0.0), [(4, 5), (300, 257)]),
+    "constant_nan": (lambda lib, t: lib.constant_(t, float("nan")), [(4, 5)]),
+    "constant_int": (lambda lib, t: lib.constant_(t, 3), [(4, 5)]),
+    "constant_int_double_rounding": (lambda lib, t: lib.constant_(t, 2**54 + 2**30 + 1), [(4, 5)]),
+    "ones_": (lambda lib, t: lib.ones_(t), [(4, 5), (300, 257)]),
+    "zeros_": (lambda lib, t: lib.zeros_(t), [(4, 5), (300, 257)]),
+    "eye_": (lambda lib, t: lib.eye_(t), [(4, 6), (6, 4), (517, 300), (300, 517)]),
+    "dirac_": (lambda lib, t: lib.dirac_(t), [(4, 3, 5), (64, 48, 5, 5)]),
+    "dirac_groups2": (lambda lib, t: lib.dirac_(t, 2), [(6, 4, 3, 3), (64, 40, 4, 4)]),
+    "dirac_groups3": (lambda lib, t: lib.dirac_(t, 3), [(6, 2, 3, 3, 3), (24, 16, 3, 4, 5)]),
+}
+
+
+def _layout_view(layout: str, shape: tuple[int, ...], dtype: torch.dtype):
+    """(base, view): a NaN-filled base tensor and its view of `shape` in memory layout `layout`."""
+    nan = float("nan")
+    dims = len(shape)
+    if layout == "contiguous":
+        base = torch.full(shape, nan, dtype=dtype)
+        return base, base
+    if layout == "transposed":  # dense, reversed strides: one flat fill
+        base = torch.full(tuple(reversed(shape)), nan, dtype=dtype)
+        return base, base.permute(*reversed(range(dims)))
+    if layout == "channels_last":  # dense, dim 1 innermost
+        base = torch.full((shape[0], *shape[2:], shape[1]), nan, dtype=dtype)
+        return base, base.permute(0, dims - 1, *range(1, dims - 1))
+    if layout == "padded_rows":  # contiguous innermost rows with gaps between them, storage offset
+        base = torch.full((*shape[:-1], shape[-1] + 3), nan, dtype=dtype)
+        return base, base[..., 1 : shape[-1] + 1]
+    if layout == "strided_inner":  # every other element of the innermost dim
+        base = torch.full((*shape[:-1], 2 * shape[-1]), nan, dtype=dtype)
+        return base, base[..., ::2]
+    if layout == "strided_outer":  # every other row, and a leading size-1 dim sliced out
+        base = torch.full((2, 2 * shape[0], *shape[1:]), nan, dtype=dtype)
+        return base, base[1, ::2]
+    raise ValueError(layout)
+
+
+LAYOUTS = [
+    "contiguous", "transposed", "channels_last", "padded_rows", "strided_inner", "strided_outer"
+]
+
+
 @dtypes
-def test_deterministic_inits(dtype):
-    cases = [
-        (lambda lib, t: lib.constant_(t, 0.3), (4, 5)),
-        (lambda lib, t: lib.ones_(t), (4, 5)),
-        (lambda lib, t: lib.zeros_(t), (4, 5)),
-        (lambda lib, t: lib.eye_(t), (4, 6)),
-        (lambda lib, t: lib.eye_(t), (6, 4)),
-        (lambda lib, t: lib.dirac_(t), (4, 3, 5)),
-        (lambda lib, t: lib.dirac_(t, 2), (6, 4, 3, 3)),
-        (lambda lib, t: lib.dirac_(t, 3), (6, 2, 3, 3, 3)),
-    ]
-    for fn, shape in cases:
-        outs = []
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", list(DETERMINISTIC_INITS))
+def test_deterministic_inits(name, layout, dtype):
+    """fill_/eye_/dirac_ write torch's bits in every layout their kernels treat differently (the
+    flat fill of a dense tensor, memset for all-zero bits, one fill per row, strided rows), small
+    and multi-threaded sizes, and leave every element outside the view untouched."""
+    fn, shapes_ = DETERMINISTIC_INITS[name]
+    if name == "constant_int_double_rounding" and dtype == torch.float16:
+        pytest.skip("overflows float16 (test_constant_overflow_matches_torch)")
+    for shape in shapes_:
+        bases = []
         for lib in (tinit, pyinit):
-            t = torch.full(shape, float("nan"), dtype=dtype)
-            fn(lib, t)
-            outs.append(t)
-        assert bitwise_equal(*outs), fn
-        # and through a transposed view
-        outs = []
-        for lib in (tinit, pyinit):
-            base = torch.full(tuple(reversed(shape)), float("nan"), dtype=dtype)
-            t = base.permute(*reversed(range(len(shape))))
-            fn(lib, t)
-            outs.append(base)
-        assert bitwise_equal(*outs), fn
+            base, view = _layout_view(layout, shape, dtype)
+            assert fn(lib, view) is view
+            bases.append(base)
+        assert bitwise_equal(*bases), (name, layout, shape)
+
+
+@dtypes
+@pytest.mark.parametrize("value", [1e40, 70000.0, 65520.0, 70000])
+def test_constant_overflow_matches_torch(value, dtype):
+    """torch's fill_ refuses a value that overflows the dtype; pyinit raises the same error."""
+    results = []
+    for lib in (tinit, pyinit):
+        t = torch.full((300, 257), 7.0, dtype=dtype)
+        try:
+            lib.constant_(t, value)
+            results.append(("ok", t))
+        except RuntimeError as exc:
+            assert torch.equal(t, torch.full((300, 257), 7.0, dtype=dtype))
+            results.append(("error", str(exc)))
+    assert results[0][0] == results[1][0]
+    if results[0][0] == "ok":
+        assert bitwise_equal(results[0][1], results[1][1])
+    else:
+        assert results[0][1] == results[1][1]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: torch.ops.pyinit.eye_(t.view(2, 3, 10)),
+        lambda t: torch.ops.pyinit.dirac_(t.view(6, 10), 1),
+        lambda t: torch.ops.pyinit.dirac_(t.view(6, 2, 5), 4),
+        lambda t: torch.ops.pyinit.eye_(t[:1].expand(60, 3)),
+        lambda t: torch.ops.pyinit.fill_(t[:1].expand(60, 3), 1.0),
+    ],
+)
+def test_structured_ops_validate_before_writing(call):
+    """A rejected call (wrong rank, groups, an overlapping view) leaves the tensor untouched."""
+    t = torch.full((60,), 7.0)
+    with pytest.raises(RuntimeError):
+        call(t)
+    assert torch.equal(t, torch.full((60,), 7.0))
 
 
 @dtypes
@@ -254,8 +328,9 @@ def test_zero_element(dtype):
         assert torch.equal(*states)
 
 
-# Bounds one float ulp apart make x * (b - a) + a round onto `b` (which torch maps back to `a`) and onto
-# values exactly at the threshold, on both signs: the vector and scalar-tail paths' edge cases, bit for bit.
+# Bounds one float ulp apart make x * (b - a) + a round onto `b` (which torch maps back to `a`) and
+# onto values exactly at the threshold, on both signs: the vector and scalar-tail paths' edge cases,
+# bit for bit.
 BOUND_EDGES = [
     ("uniform_", (1.0, 1.0000001), None),
     ("uniform_", (-1.0000001, -1.0), None),

@@ -13,7 +13,7 @@ from pyinit import _support
 
 @pytest.fixture
 def torch_distributions_disabled(monkeypatch):
-    """Makes torch's own random and fill methods raise: anything that still works ran pyinit's kernels."""
+    """Makes torch's own random and fill methods raise: what still works ran pyinit's kernels."""
 
     def forbidden(*args, **kwargs):
         raise AssertionError("torch's implementation was called")
@@ -45,8 +45,10 @@ def test_kernels_run_without_torch_distributions(torch_distributions_disabled, d
 
 
 def test_kernel_ops_are_registered_for_cpu():
-    for op in ("uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_", "fill_", "eye_",
-               "dirac_", "orthogonal_finish_"):
+    for op in (
+        "uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_",
+        "fill_", "eye_", "dirac_", "orthogonal_finish_",
+    ):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{op}", "CPU")
 
 

@@ -1,4 +1,4 @@
-"""torch.library.opcheck for every operator (schema, fake/meta implementation, dispatcher registration)."""
+"""torch.library.opcheck for every operator (schema, fake/meta implementation, registration)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pyinit  # noqa: F401  (registers the operators)
 
 ops = torch.ops.pyinit
 
-# Random ops produce different values on every call, so the checks that compare two runs of the op are left
-# out for them; the schema, fake-tensor and autograd-registration checks run for every op.
+# Random ops produce different values on every call, so the checks that compare two runs of the op
+# are left out for them; the schema, fake-tensor and autograd-registration checks run for every op.
 RANDOM_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor")
 
 
@@ -20,8 +20,18 @@ def _cases():
     return [
         ("uniform_", ops.uniform_.default, (t(5, 7), -1.0, 2.0, None), RANDOM_UTILS),
         ("normal_", ops.normal_.default, (t(5, 7), 0.0, 1.0, torch.Generator()), RANDOM_UTILS),
-        ("masked_uniform_", ops.masked_uniform_.default, (t(40), -10.0, 10.0, 5.0, None), RANDOM_UTILS),
-        ("trunc_normal_", ops.trunc_normal_.default, (t(33), 0.0, 1.0, -2.0, 2.0, None), RANDOM_UTILS),
+        (
+            "masked_uniform_",
+            ops.masked_uniform_.default,
+            (t(40), -10.0, 10.0, 5.0, None),
+            RANDOM_UTILS,
+        ),
+        (
+            "trunc_normal_",
+            ops.trunc_normal_.default,
+            (t(33), 0.0, 1.0, -2.0, 2.0, None),
+            RANDOM_UTILS,
+        ),
         ("sparse_", ops.sparse_.default, (t(8, 6), 2, 0.01, None), RANDOM_UTILS),
         ("fill_", ops.fill_.default, (t(5, 7, dtype=torch.bfloat16), 0.5), None),
         ("eye_", ops.eye_.default, (t(5, 7),), None),

@@ -1,5 +1,6 @@
-"""The properties PyTorch's own init tests check: distributions (Kolmogorov-Smirnov), dirac_ as an identity
-convolution, orthogonality, zeros per column of sparse_, and the masked uniform's mixture."""
+"""The properties PyTorch's own init tests check: distributions (Kolmogorov-Smirnov), dirac_ as an
+identity convolution, orthogonality, zeros per column of sparse_, and the masked uniform's
+mixture."""
 
 from __future__ import annotations
 
