@@ -105,14 +105,16 @@ def test_views(name, view, dtype):
 @pytest.mark.parametrize("threads", [1, 2])
 @dtypes
 def test_large_odd_size(name, threads, dtype):
-    # Many pipeline blocks (draw on one thread, transform on the others; one thread interleaves them), not a
-    # multiple of 16, 2-D for the fan-based initializers.
+    # Many pipeline blocks (draw on one thread, transform on the others; one thread interleaves
+    # them), not a multiple of 16, 2-D for the fan-based initializers.
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        (t_out, t_state), (p_out, p_state) = run_both(
-            name, lambda: (lambda b: (b, b))(torch.empty(1001, 1003, dtype=dtype)), use_generator=False
-        )
+        def make():
+            base = torch.empty(1001, 1003, dtype=dtype)
+            return base, base
+
+        (t_out, t_state), (p_out, p_state) = run_both(name, make, use_generator=False)
     finally:
         torch.set_num_threads(previous)
     assert bitwise_equal(p_out, t_out)
