@@ -108,8 +108,16 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
 _warned: set[tuple[str, str]] = set()
 
 
-def use_kernel(tensor: torch.Tensor, op: str, reason: str | None = None) -> bool:
-    """True to run pyinit::<op>; else warns once per (op, reason) and returns False."""
+def use_kernel(
+    tensor: torch.Tensor, op: str, reason: str | None = None, generator: object = None
+) -> bool:
+    """True to run pyinit::<op>; else warns once per (op, reason) and returns False.
+
+    A `generator` that is not a torch.Generator also returns False, without a warning: torch's own
+    path then raises torch's TypeError (the dispatcher would raise a RuntimeError instead).
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        return False
     if reason is None:
         reason = fallback_reason(tensor, op)
     if reason is None:

@@ -92,7 +92,7 @@ def _no_grad_uniform_(
         return _philox._uniform(tensor, a, b, generator)
     # [end philox stream hook]
     with torch.no_grad():
-        if use_kernel(tensor, "uniform_"):
+        if use_kernel(tensor, "uniform_", generator=generator):
             ops.uniform_(tensor, a, b, generator)
             return tensor
         return tensor.uniform_(a, b, generator=generator)
@@ -111,7 +111,7 @@ def _no_grad_normal_(
         return _philox._normal(tensor, mean, std, generator)
     # [end philox stream hook]
     with torch.no_grad():
-        if use_kernel(tensor, "normal_"):
+        if use_kernel(tensor, "normal_", generator=generator):
             ops.normal_(tensor, mean, std, generator)
             return tensor
         return tensor.normal_(mean, std, generator=generator)
@@ -153,7 +153,7 @@ def _no_grad_trunc_normal_(
     if std == 0:  # torch warns, then raises ZeroDivisionError computing p
         return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
     p = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)
-    if not use_kernel(tensor, "trunc_normal_", _trunc_normal_kernel_reason(tensor, p)):
+    if not use_kernel(tensor, "trunc_normal_", _trunc_normal_kernel_reason(tensor, p), generator):
         return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
 
     if (mean < a - 2 * std) or (mean > b + 2 * std):
@@ -715,7 +715,7 @@ def sparse_(
     num_zeros = math.ceil(sparsity * rows)
     # torch.randperm's Fisher-Yates draws one 32-bit word per step (verified up to 3e6 rows).
     reason = "more than 3e6 rows" if rows > 3_000_000 else None
-    if not use_kernel(tensor, "sparse_", reason):
+    if not use_kernel(tensor, "sparse_", reason, generator):
         return _torch_sparse_(tensor, sparsity, std, generator)
     with torch.no_grad():
         ops.sparse_(tensor, num_zeros, std, generator)
@@ -755,7 +755,7 @@ def masked_uniform_(
         return _philox._masked_uniform(tensor, a, b, threshold, generator)
     # [end philox stream hook]
     with torch.no_grad():
-        if use_kernel(tensor, "masked_uniform_"):
+        if use_kernel(tensor, "masked_uniform_", generator=generator):
             ops.masked_uniform_(tensor, a, b, threshold, generator)
             return tensor
         tensor.uniform_(a, b, generator=generator)

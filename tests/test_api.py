@@ -173,3 +173,34 @@ def test_returns_the_same_tensor_and_keeps_grad():
                pyinit.trunc_normal_, pyinit.orthogonal_, pyinit.eye_, pyinit.zeros_):
         assert fn(w) is w
         assert w.requires_grad and w.grad_fn is None
+
+
+GENERATOR_INITS = [
+    ("uniform_", ()),
+    ("normal_", ()),
+    ("trunc_normal_", ()),
+    ("xavier_uniform_", ()),
+    ("kaiming_normal_", ()),
+    ("orthogonal_", ()),
+    ("sparse_", (0.5,)),
+]
+
+
+@pytest.mark.parametrize("name, args", GENERATOR_INITS, ids=[n for n, _ in GENERATOR_INITS])
+def test_non_generator_object_gives_torchs_type_error(name, args):
+    # torch's argument parser raises TypeError; the dispatcher would raise RuntimeError.
+    errors = []
+    for lib in (tinit, pyinit):
+        t = torch.zeros(4, 5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback warning either: this is torch's error path
+            with pytest.raises(TypeError) as info:
+                getattr(lib, name)(t, *args, generator="not a generator")
+        errors.append(str(info.value))
+        assert torch.equal(t, torch.zeros(4, 5))
+    assert errors[0] == errors[1]
+
+
+def test_masked_uniform_non_generator_object_type_error():
+    with pytest.raises(TypeError, match="must be torch.Generator"):
+        pyinit.masked_uniform_(torch.zeros(3), generator=0)
