@@ -1,4 +1,4 @@
-// The philox stream's float tile kernel for AVX2: eight Philox blocks per vector, then the uniform / normal
+// The philox stream's tile kernels for AVX2 (float values, and raw words for philox_bits_ / sparse_): eight Philox blocks per vector, then the uniform / normal
 // transforms of csrc/pyinit/philox_transforms.h operation for operation (no FMA, same polynomials, same order),
 // so the values are bit-identical to the portable kernel and the CUDA kernels. Compiled for AVX2 with a target
 // pragma; only called when the CPU reports AVX2 (philox_cpu.cpp). See Note [The philox stream].
@@ -41,8 +41,8 @@ struct RoundKeys {
   }
 };
 
-inline Block8 counters8(const PhiloxCall& call, uint64_t tile, uint64_t stream) {
-  const uint64_t base = call.offset + tile * 8;
+inline Block8 counters8(uint64_t offset, uint64_t tile, uint64_t stream) {
+  const uint64_t base = offset + tile * 8;
   const __m256i stream_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
   const __m256i stream_hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
   if (static_cast<uint32_t>(base) <= 0xFFFFFFF7u) {  // no carry into the high word within these 8 blocks
@@ -69,10 +69,10 @@ inline void round8(Block8& s, __m256i m0, __m256i m1, __m256i k0, __m256i k1) {
 }
 
 // Two tiles (16 blocks) at once: two independent dependency chains keep the multipliers busy.
-inline void philox16(const PhiloxCall& call, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
+inline void philox16(uint64_t offset, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
                      Block8* b) {
-  *a = counters8(call, tile, stream);
-  *b = counters8(call, tile + 1, stream);
+  *a = counters8(offset, tile, stream);
+  *b = counters8(offset, tile + 1, stream);
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
   for (int round = 0; round < 10; ++round) {
@@ -193,10 +193,116 @@ void philox_float_tile_avx2(const PhiloxCall& call, uint64_t tile, int64_t count
   const RoundKeys keys(call.key);
   Block8 a, b;
   for (int64_t t = 0; t < count; t += 2) {
-    philox16(call, keys, tile + t, stream, &a, &b);
+    philox16(call.offset, keys, tile + t, stream, &a, &b);
     transform_tile(call, a, dst + 32 * t);
     if (t + 1 < count) transform_tile(call, b, dst + 32 * (t + 1));
   }
+}
+
+namespace {
+
+inline void store_words(const Block8& w, uint32_t* dst) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), w.x);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), w.y);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16), w.z);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 24), w.w);
+}
+
+}  // namespace
+
+void philox_bits_tile_avx2(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream,
+                           uint32_t* dst) {
+  const RoundKeys keys(key);
+  Block8 a, b;
+  for (int64_t t = 0; t < count; t += 2) {
+    philox16(offset, keys, tile + t, stream, &a, &b);
+    store_words(a, dst + 32 * t);
+    if (t + 1 < count) store_words(b, dst + 32 * (t + 1));
+  }
+}
+
+namespace {
+
+// compress[m]: the lane indices of the set bits of m, in order (then zeros), for _mm256_permutevar8x32_epi32.
+struct CompressTable {
+  alignas(32) int32_t lanes[256][8];
+  CompressTable() {
+    for (int m = 0; m < 256; ++m) {
+      int n = 0;
+      for (int b = 0; b < 8; ++b) {
+        if (m & (1 << b)) lanes[m][n++] = b;
+      }
+      while (n < 8) lanes[m][n++] = 0;
+    }
+  }
+};
+
+const CompressTable kCompress;
+
+}  // namespace
+
+int64_t sparse_scan_row_avx2(const SparseScan& scan, const uint32_t* words, int64_t width, uint32_t* low_counts,
+                             uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,
+                             int64_t m) {
+  const __m256i low_max = _mm256_set1_epi32(static_cast<int>(scan.low_max));
+  const __m256i high_max = _mm256_set1_epi32(static_cast<int>(scan.high_max));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t j = 0;
+  for (; j + 8 <= width; j += 8) {  // j % 8 == 0: bits j .. j + 7 are byte j / 8 of low_bits
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + j));
+    const __m256i le_high = _mm256_cmpeq_epi32(_mm256_max_epu32(w, high_max), high_max);
+    __m256i is_band = le_high;
+    if (scan.has_low) {
+      const __m256i is_low = _mm256_cmpeq_epi32(_mm256_max_epu32(w, low_max), low_max);
+      is_band = _mm256_andnot_si256(is_low, le_high);
+      __m256i* counts = reinterpret_cast<__m256i*>(low_counts + j);
+      _mm256_storeu_si256(counts, _mm256_sub_epi32(_mm256_loadu_si256(counts), is_low));
+      if (low_bits != nullptr) {
+        low_bits[j / 8] |= static_cast<uint8_t>(_mm256_movemask_ps(_mm256_castsi256_ps(is_low)));
+      }
+    }
+    __m256i* counts = reinterpret_cast<__m256i*>(band_counts + j);
+    _mm256_storeu_si256(counts, _mm256_sub_epi32(_mm256_loadu_si256(counts), is_band));
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(is_band));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[mask]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(band_words + m), _mm256_permutevar8x32_epi32(w, perm));
+    const __m256i cols = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j)), lane);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(band_cols + m), _mm256_permutevar8x32_epi32(cols, perm));
+    m += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+  return sparse_scan_range(scan, words, j, width, low_counts, low_bits, band_counts, band_words, band_cols, m);
+}
+
+void sparse_zero_row_avx2(char* row, const uint8_t* bits, int64_t width, int64_t element_size) {
+  int64_t j = 0;
+  if (element_size == 4) {
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (; j + 8 <= width; j += 8) {
+      const int b = bits[j / 8];
+      const __m256i zero = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(b), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 4 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  } else if (element_size == 2) {
+    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+                                               16384, static_cast<int16_t>(-32768));
+    for (; j + 16 <= width; j += 16) {
+      const int b = bits[j / 8] | bits[j / 8 + 1] << 8;
+      const __m256i zero =
+          _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(static_cast<int16_t>(b)), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 2 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  } else if (element_size == 8) {
+    const __m256i lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    for (; j + 4 <= width; j += 4) {
+      const int b = (bits[j / 8] >> (j % 8)) & 15;
+      const __m256i zero = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 8 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  }
+  sparse_zero_range(row, bits, j, width, element_size);
 }
 
 }  // namespace pyinit::cpu
