@@ -57,4 +57,9 @@ TORCH_LIBRARY_FRAGMENT(pyinit, m) {
   // Raw Philox words (int32 tensor), one per element in the one-word tile map, at counter stream `stream`.
   m.def("philox_bits_(Tensor(a!) self, int key, int offset, int stream, int[] global_shape=[], "
         "int[] start=[]) -> ()");
+  // sparse_ on a 2-D `self` (CPU): the values of philox_normal_(0, std), then zero (all-zero bytes) in the
+  // elements that are among the num_zeros smallest (philox_bits_ word at stream 1, row) of their column. With
+  // std=None only the zeros are written (any dtype: a bool tensor of ones gives the pattern for other devices).
+  m.def("philox_sparse_(Tensor(a!) self, int num_zeros, float? std, int key, int offset, int[] global_shape=[], "
+        "int[] start=[]) -> ()");
 }

@@ -28,6 +28,7 @@ _MUTATING_OPS = (
     "philox_masked_uniform_",
     "philox_trunc_normal_",
     "philox_bits_",
+    "philox_sparse_",
 )
 
 

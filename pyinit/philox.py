@@ -213,28 +213,34 @@ def _sparse(
     philox_bits words (stream 1, ties by row) are zero. Both from one (key, offset), so `generator`
     governs the pattern too."""
     target, global_shape, start = _target(tensor)
-    rows, cols = global_shape if global_shape else list(tensor.shape)
+    rows = global_shape[0] if global_shape else tensor.shape[0]
     if target.is_meta:
         return tensor
     num_zeros = int(math.ceil(sparsity * rows))
     key, offset = draw_key(generator)
-    _shard.key, saved = (key, offset), _shard.key
-    try:
-        _normal(tensor, 0.0, std, generator)
-    finally:
-        _shard.key = saved
-    if num_zeros == 0:
-        return tensor
-    col0 = start[1] if start else 0
-    local_cols = target.shape[1]
-    words = torch.empty((rows, local_cols), dtype=torch.int32)
-    ops.philox_bits_(words, _signed(key), _signed(offset), 1, [rows, cols], [0, col0])
-    order = torch.argsort(words.to(torch.int64) & 0xFFFFFFFF, dim=0, stable=True)
-    mask = torch.zeros((rows, local_cols), dtype=torch.bool)
-    mask.scatter_(0, order[:num_zeros], True)
-    row0 = start[0] if start else 0
     with torch.no_grad():
-        target.masked_fill_(mask[row0 : row0 + target.shape[0]].to(target.device), 0.0)
+        if (
+            _is_plain_tensor(target)
+            and target.layout == torch.strided
+            and target.dtype in _FLOAT_DTYPES
+            and has_kernel("philox_sparse_", target.device.type)
+        ):
+            # Values and zero pattern in one pass (csrc/cpu/philox_cpu.cpp).
+            ops.philox_sparse_(
+                target, num_zeros, float(std), _signed(key), _signed(offset), global_shape, start
+            )
+            return tensor
+        _shard.key, saved = (key, offset), _shard.key
+        try:
+            _normal(tensor, 0.0, std, generator)
+        finally:
+            _shard.key = saved
+        if num_zeros > 0:
+            keep = torch.ones(tuple(target.shape), dtype=torch.bool)
+            ops.philox_sparse_(
+                keep, num_zeros, None, _signed(key), _signed(offset), global_shape, start
+            )
+            target.masked_fill_(torch.logical_not(keep).to(target.device), 0.0)
     return tensor
 
 

@@ -288,6 +288,79 @@ def test_sparse_pattern_matches_oracle():
     assert np.array_equal(w.numpy()[~mask], values[~mask])
 
 
+SPARSE_SHAPES = [(50, 12), (1024, 70), (7, 5), (100, 33), (3, 300), (200, 257)]
+
+
+def _sparse_op(t, num_zeros, std, key=KEY, offset=OFFSET, **shard):
+    ops.philox_sparse_(
+        t,
+        num_zeros,
+        std,
+        _signed(key),
+        _signed(offset),
+        shard.get("global_shape", []),
+        shard.get("start", []),
+    )
+    return t
+
+
+@pytest.mark.parametrize("shape", SPARSE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("sparsity", [0.01, 0.1, 0.5, 0.9])
+@pytest.mark.parametrize("simd", ["1", "0"])
+@pytest.mark.parametrize("slack", [None, "0"], ids=["default", "fallback"])
+def test_sparse_kernel_matches_oracle(shape, sparsity, simd, slack, monkeypatch):
+    # slack 0 (testing only) sends most columns through the every-row fallback of the selection.
+    monkeypatch.setenv("PYINIT_PHILOX_SIMD", simd)
+    if slack is not None:
+        monkeypatch.setenv("PYINIT_PHILOX_SPARSE_SLACK", slack)
+    rows, cols = shape
+    num_zeros = math.ceil(sparsity * rows)
+    mask = ref.sparse_zero_mask(KEY, OFFSET, rows, cols, num_zeros)
+    keep = _sparse_op(torch.ones(shape, dtype=torch.bool), num_zeros, None)
+    assert np.array_equal((~keep).numpy(), mask)
+    w = _sparse_op(torch.empty(shape), num_zeros, 0.5)
+    values = _run_op("normal_", torch.empty(shape), (0.0, 0.5))
+    expected = torch.where(torch.from_numpy(mask), torch.zeros(()), values)
+    assert bitwise_equal(w, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64], ids=str)
+def test_sparse_kernel_dtypes_and_views(dtype):
+    shape, num_zeros = (70, 90), 9
+    mask = torch.from_numpy(ref.sparse_zero_mask(KEY, OFFSET, *shape, num_zeros))
+    values = _run_op("normal_", torch.empty(shape, dtype=dtype), (0.0, 0.02))
+    expected = torch.where(mask, torch.zeros((), dtype=dtype), values)
+    assert bitwise_equal(_sparse_op(torch.empty(shape, dtype=dtype), num_zeros, 0.02), expected)
+    base = torch.full((90, 70), 7.0, dtype=dtype)
+    assert bitwise_equal(_sparse_op(base.t(), num_zeros, 0.02), expected)  # through a buffer
+    # the zeros alone: in place, through the strides
+    keep = torch.ones(90, 70, dtype=torch.bool).t()
+    assert torch.equal(~_sparse_op(keep, num_zeros, None), mask)
+    # num_zeros 0 and >= rows
+    assert bitwise_equal(_sparse_op(torch.empty(shape, dtype=dtype), 0, 0.02), values)
+    assert torch.all(_sparse_op(torch.empty(shape, dtype=dtype), 70, 0.02) == 0)
+
+
+def test_sparse_kernel_threads_and_shards():
+    shape, num_zeros = (300, 700), 31
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, max(2, before), 3):
+            torch.set_num_threads(threads)
+            results.append(_sparse_op(torch.empty(shape), num_zeros, 1.0))
+    finally:
+        torch.set_num_threads(before)
+    whole = results[0]
+    assert all(bitwise_equal(whole, r) for r in results[1:])
+    for start, local_shape in [((0, 0), (300, 45)), ((0, 45), (300, 655)), ((17, 33), (100, 301))]:
+        local = _sparse_op(
+            torch.empty(local_shape), num_zeros, 1.0, global_shape=list(shape), start=list(start)
+        )
+        expected = whole[start[0] : start[0] + local_shape[0], start[1] : start[1] + local_shape[1]]
+        assert bitwise_equal(local, expected), start
+
+
 def test_draw_key_definition():
     g = torch.Generator().manual_seed(123)
     words = torch.randint(
@@ -343,6 +416,7 @@ def test_opcheck():
         ("philox_normal_", (0.0, 1.0)),
         ("philox_masked_uniform_", (-1.0, 1.0, 0.5)),
         ("philox_trunc_normal_", (0.0, 1.0, -2.0, 2.0)),
+        ("philox_sparse_", (3, 0.5)),
     ]:
         torch.library.opcheck(getattr(ops, name), (torch.empty(5, 6), *args, 1, 2, [], []))
 

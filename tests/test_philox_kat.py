@@ -52,3 +52,20 @@ def test_kernel_bits_match_oracle(device):
     torch.ops.pyinit.philox_bits_(words, _signed(key), _signed(offset), 5)
     expected = ref.bits(key, offset, np.arange(n, dtype=np.uint64), stream=5)
     assert np.array_equal(words.cpu().numpy().view(np.uint32), expected)
+
+
+@pytest.mark.parametrize("simd", ["1", "0"])
+def test_cpu_bits_portable_and_avx2_match_oracle(simd, monkeypatch):
+    monkeypatch.setenv("PYINIT_PHILOX_SIMD", simd)
+    key, offset = 0x0123456789ABCDEF, 0xFFFFFFFFFFFFFF00  # the counter wraps around 2^64
+    n = 32 * 70 + 13
+    words = torch.empty(n, dtype=torch.int32)
+    torch.ops.pyinit.philox_bits_(words[5:], _signed(key), _signed(offset), 5)  # starts mid-tile
+    expected = ref.bits(key, offset, np.arange(n - 5, dtype=np.uint64), stream=5)
+    assert np.array_equal(words[5:].numpy().view(np.uint32), expected)
+    sharded = torch.empty(3, 40, dtype=torch.int32)
+    torch.ops.pyinit.philox_bits_(sharded, _signed(key), _signed(offset), 5, [9, 50], [2, 7])
+    rows = np.arange(2, 5, dtype=np.uint64)[:, None] * np.uint64(50)
+    idx = rows + np.arange(7, 47, dtype=np.uint64)[None, :]
+    expected = ref.bits(key, offset, idx.ravel(), stream=5).reshape(3, 40)
+    assert np.array_equal(sharded.numpy().view(np.uint32), expected)

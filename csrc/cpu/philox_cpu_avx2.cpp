@@ -1,4 +1,4 @@
-// The philox stream's float tile kernel for AVX2: eight Philox blocks per vector, then the uniform / normal
+// The philox stream's tile kernels for AVX2 (float values, and raw words for philox_bits_ / sparse_): eight Philox blocks per vector, then the uniform / normal
 // transforms of csrc/pyinit/philox_transforms.h operation for operation (no FMA, same polynomials, same order),
 // so the values are bit-identical to the portable kernel and the CUDA kernels. Compiled for AVX2 with a target
 // pragma; only called when the CPU reports AVX2 (philox_cpu.cpp). See Note [The philox stream].
@@ -41,8 +41,8 @@ struct RoundKeys {
   }
 };
 
-inline Block8 counters8(const PhiloxCall& call, uint64_t tile, uint64_t stream) {
-  const uint64_t base = call.offset + tile * 8;
+inline Block8 counters8(uint64_t offset, uint64_t tile, uint64_t stream) {
+  const uint64_t base = offset + tile * 8;
   const __m256i stream_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
   const __m256i stream_hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
   if (static_cast<uint32_t>(base) <= 0xFFFFFFF7u) {  // no carry into the high word within these 8 blocks
@@ -69,10 +69,10 @@ inline void round8(Block8& s, __m256i m0, __m256i m1, __m256i k0, __m256i k1) {
 }
 
 // Two tiles (16 blocks) at once: two independent dependency chains keep the multipliers busy.
-inline void philox16(const PhiloxCall& call, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
+inline void philox16(uint64_t offset, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
                      Block8* b) {
-  *a = counters8(call, tile, stream);
-  *b = counters8(call, tile + 1, stream);
+  *a = counters8(offset, tile, stream);
+  *b = counters8(offset, tile + 1, stream);
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
   for (int round = 0; round < 10; ++round) {
@@ -98,86 +98,97 @@ inline __m256 mask8(__m256 v, __m256 threshold) {
   return _mm256_blendv_ps(mul(v, _mm256_setzero_ps()), v, keep);
 }
 
-// philox_log_float
-inline __m256 log8(__m256 x) {
-  const __m256i bits = _mm256_castps_si256(x);
-  __m256i exponent = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
-  const __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
-                                                       _mm256_set1_epi32(0x3F000000)));
-  const __m256 small = _mm256_cmp_ps(m, splat(0.707106781186547524f), _CMP_LT_OQ);
-  exponent = _mm256_sub_epi32(exponent, _mm256_and_si256(_mm256_castps_si256(small), _mm256_set1_epi32(1)));
-  const __m256 t = _mm256_blendv_ps(add(m, splat(-1.0f)), add(add(m, m), splat(-1.0f)), small);
-  const __m256 z = mul(t, t);
-  __m256 y = splat(7.0376836292e-2f);
-  y = add(mul(y, t), splat(-1.1514610310e-1f));
-  y = add(mul(y, t), splat(1.1676998740e-1f));
-  y = add(mul(y, t), splat(-1.2420140846e-1f));
-  y = add(mul(y, t), splat(1.4249322787e-1f));
-  y = add(mul(y, t), splat(-1.6668057665e-1f));
-  y = add(mul(y, t), splat(2.0000714765e-1f));
-  y = add(mul(y, t), splat(-2.4999993993e-1f));
-  y = add(mul(y, t), splat(3.3333331174e-1f));
-  y = mul(mul(y, t), z);
-  const __m256 e = _mm256_cvtepi32_ps(exponent);
-  y = add(y, mul(splat(-2.12194440e-4f), e));
-  y = add(y, mul(splat(-0.5f), z));
-  __m256 r = add(t, y);
-  return add(r, mul(splat(0.693359375f), e));
+// Box-Muller on N independent vectors at once, step by step, so that the long dependency chains of the
+// polynomials overlap (about 1.4x faster than one vector at a time). Each lane goes through exactly the operations
+// of philox_radius_float (philox_log_float, then sqrt) and philox_cossin_turn.
+template <int N>
+inline void radius8xN(const __m256i* w, __m256* out) {
+  __m256 x[N], t[N], z[N], y[N], e[N];
+  for (int i = 0; i < N; ++i) {
+    const __m256i k = _mm256_add_epi32(_mm256_srli_epi32(w[i], 8), _mm256_set1_epi32(1));
+    x[i] = mul(_mm256_cvtepi32_ps(k), splat(5.9604644775390625e-08f));
+    const __m256i bits = _mm256_castps_si256(x[i]);
+    __m256i exponent = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
+    const __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                                         _mm256_set1_epi32(0x3F000000)));
+    const __m256 small = _mm256_cmp_ps(m, splat(0.707106781186547524f), _CMP_LT_OQ);
+    exponent = _mm256_sub_epi32(exponent, _mm256_and_si256(_mm256_castps_si256(small), _mm256_set1_epi32(1)));
+    t[i] = _mm256_blendv_ps(add(m, splat(-1.0f)), add(add(m, m), splat(-1.0f)), small);
+    z[i] = mul(t[i], t[i]);
+    e[i] = _mm256_cvtepi32_ps(exponent);
+    y[i] = splat(7.0376836292e-2f);
+  }
+  static constexpr float c[8] = {-1.1514610310e-1f, 1.1676998740e-1f,  -1.2420140846e-1f, 1.4249322787e-1f,
+                                 -1.6668057665e-1f, 2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f};
+  for (int step = 0; step < 8; ++step) {
+    for (int i = 0; i < N; ++i) y[i] = add(mul(y[i], t[i]), splat(c[step]));
+  }
+  for (int i = 0; i < N; ++i) {
+    __m256 v = mul(mul(y[i], t[i]), z[i]);
+    v = add(v, mul(splat(-2.12194440e-4f), e[i]));
+    v = add(v, mul(splat(-0.5f), z[i]));
+    const __m256 r = add(t[i], v);
+    const __m256 log = add(r, mul(splat(0.693359375f), e[i]));
+    out[i] = _mm256_sqrt_ps(mul(splat(-2.0f), log));
+  }
 }
 
-// philox_radius_float
-inline __m256 radius8(__m256i w) {
-  const __m256i k = _mm256_add_epi32(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(1));
-  const __m256 u1 = mul(_mm256_cvtepi32_ps(k), splat(5.9604644775390625e-08f));
-  return _mm256_sqrt_ps(mul(splat(-2.0f), log8(u1)));
-}
-
-// philox_cossin_turn
-inline void cossin8(__m256i w, __m256* cos_out, __m256* sin_out) {
-  const __m256i quadrant = _mm256_srli_epi32(w, 30);
-  const __m256i fraction = _mm256_and_si256(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(0x3FFFFF));
-  const __m256 swap = _mm256_castsi256_ps(_mm256_cmpgt_epi32(fraction, _mm256_set1_epi32(0x200000)));
-  const __m256 f = mul(_mm256_cvtepi32_ps(fraction), splat(2.384185791015625e-07f));
-  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
-  const __m256 g = _mm256_blendv_ps(f, add(splat(1.0f), _mm256_xor_ps(f, sign)), swap);
+template <int N>
+inline void cossin8xN(const __m256i* w, __m256* cos_out, __m256* sin_out) {
   static constexpr float sc[5] = {PYINIT_PHILOX_SIN_COEFFS};
   static constexpr float cc[6] = {PYINIT_PHILOX_COS_COEFFS};
-  const __m256 g2 = mul(g, g);
-  __m256 ps = splat(sc[4]);
-  for (int k = 3; k >= 0; --k) ps = add(mul(ps, g2), splat(sc[k]));
-  __m256 pc = splat(cc[5]);
-  for (int k = 4; k >= 0; --k) pc = add(mul(pc, g2), splat(cc[k]));
-  ps = mul(ps, g);
-  const __m256 s = _mm256_blendv_ps(ps, pc, swap);
-  const __m256 c = _mm256_blendv_ps(pc, ps, swap);
-  // quadrant q: cos = (c, -s, -c, s)[q], sin = (s, c, -s, -c)[q]
-  const __m256 odd = _mm256_castsi256_ps(
-      _mm256_cmpeq_epi32(_mm256_and_si256(quadrant, _mm256_set1_epi32(1)), _mm256_set1_epi32(1)));
-  const __m256 cos_base = _mm256_blendv_ps(c, s, odd);
-  const __m256 sin_base = _mm256_blendv_ps(s, c, odd);
+  __m256 g[N], g2[N], ps[N], pc[N], swap[N];
+  for (int i = 0; i < N; ++i) {
+    const __m256i fraction = _mm256_and_si256(_mm256_srli_epi32(w[i], 8), _mm256_set1_epi32(0x3FFFFF));
+    swap[i] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(fraction, _mm256_set1_epi32(0x200000)));
+    const __m256 f = mul(_mm256_cvtepi32_ps(fraction), splat(2.384185791015625e-07f));
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    g[i] = _mm256_blendv_ps(f, add(splat(1.0f), _mm256_xor_ps(f, sign)), swap[i]);
+    g2[i] = mul(g[i], g[i]);
+    ps[i] = splat(sc[4]);
+    pc[i] = splat(cc[5]);
+  }
+  for (int k = 4; k >= 0; --k) {
+    for (int i = 0; i < N; ++i) {
+      if (k <= 3) ps[i] = add(mul(ps[i], g2[i]), splat(sc[k]));
+      pc[i] = add(mul(pc[i], g2[i]), splat(cc[k]));
+    }
+  }
   const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
-  const __m256 cos_sign =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(quadrant, one), two), 30));
-  const __m256 sin_sign = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(quadrant, two), 30));
-  *cos_out = _mm256_xor_ps(cos_base, cos_sign);
-  *sin_out = _mm256_xor_ps(sin_base, sin_sign);
+  for (int i = 0; i < N; ++i) {
+    const __m256 p = mul(ps[i], g[i]);
+    const __m256 s = _mm256_blendv_ps(p, pc[i], swap[i]);
+    const __m256 c = _mm256_blendv_ps(pc[i], p, swap[i]);
+    const __m256i quadrant = _mm256_srli_epi32(w[i], 30);
+    const __m256 odd = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(quadrant, one), one));
+    const __m256 cos_base = _mm256_blendv_ps(c, s, odd);
+    const __m256 sin_base = _mm256_blendv_ps(s, c, odd);
+    const __m256 cos_sign =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(quadrant, one), two), 30));
+    const __m256 sin_sign = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(quadrant, two), 30));
+    cos_out[i] = _mm256_xor_ps(cos_base, cos_sign);
+    sin_out[i] = _mm256_xor_ps(sin_base, sin_sign);
+  }
 }
 
-// The 32 values of one tile from its block words (see philox_float_tile_portable).
-inline void transform_tile(const PhiloxCall& call, const Block8& w, float* dst) {
-  if (call.kind == PhiloxKind::kNormal) {
-    const __m256 mean = splat(call.mean_f), std = splat(call.std_f);
-    const __m256i radius_words[2] = {w.x, w.z};
-    const __m256i angle_words[2] = {w.y, w.w};
-    for (int pair = 0; pair < 2; ++pair) {
-      const __m256 r = radius8(radius_words[pair]);
-      __m256 c, s;
-      cossin8(angle_words[pair], &c, &s);
-      _mm256_storeu_ps(dst + 16 * pair, add(mul(mul(r, c), std), mean));
-      _mm256_storeu_ps(dst + 16 * pair + 8, add(mul(mul(r, s), std), mean));
-    }
-    return;
+// The normal values of two tiles (dst_b may be null: only the first tile is stored).
+inline void normal_tiles2(const PhiloxCall& call, const Block8& a, const Block8& b, float* dst_a, float* dst_b) {
+  const __m256 mean = splat(call.mean_f), std = splat(call.std_f);
+  const __m256i radius_words[4] = {a.x, a.z, b.x, b.z};
+  const __m256i angle_words[4] = {a.y, a.w, b.y, b.w};
+  __m256 r[4], c[4], s[4];
+  radius8xN<4>(radius_words, r);
+  cossin8xN<4>(angle_words, c, s);
+  for (int i = 0; i < 4; ++i) {
+    float* dst = i < 2 ? dst_a + 16 * i : dst_b + 16 * (i - 2);
+    if (dst_b == nullptr && i >= 2) break;
+    _mm256_storeu_ps(dst, add(mul(mul(r[i], c[i]), std), mean));
+    _mm256_storeu_ps(dst + 8, add(mul(mul(r[i], s[i]), std), mean));
   }
+}
+
+// The 32 uniform / masked uniform values of one tile from its block words (see philox_float_tile_portable).
+inline void uniform_tile(const PhiloxCall& call, const Block8& w, float* dst) {
   const __m256 low = splat(call.low_f), span = splat(call.span_f), threshold = splat(call.threshold_f);
   const __m256i lanes[4] = {w.x, w.y, w.z, w.w};
   for (int slot = 0; slot < 4; ++slot) {
@@ -193,10 +204,120 @@ void philox_float_tile_avx2(const PhiloxCall& call, uint64_t tile, int64_t count
   const RoundKeys keys(call.key);
   Block8 a, b;
   for (int64_t t = 0; t < count; t += 2) {
-    philox16(call, keys, tile + t, stream, &a, &b);
-    transform_tile(call, a, dst + 32 * t);
-    if (t + 1 < count) transform_tile(call, b, dst + 32 * (t + 1));
+    philox16(call.offset, keys, tile + t, stream, &a, &b);
+    if (call.kind == PhiloxKind::kNormal) {
+      normal_tiles2(call, a, b, dst + 32 * t, t + 1 < count ? dst + 32 * (t + 1) : nullptr);
+      continue;
+    }
+    uniform_tile(call, a, dst + 32 * t);
+    if (t + 1 < count) uniform_tile(call, b, dst + 32 * (t + 1));
   }
+}
+
+namespace {
+
+inline void store_words(const Block8& w, uint32_t* dst) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), w.x);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), w.y);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16), w.z);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 24), w.w);
+}
+
+}  // namespace
+
+void philox_bits_tile_avx2(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream,
+                           uint32_t* dst) {
+  const RoundKeys keys(key);
+  Block8 a, b;
+  for (int64_t t = 0; t < count; t += 2) {
+    philox16(offset, keys, tile + t, stream, &a, &b);
+    store_words(a, dst + 32 * t);
+    if (t + 1 < count) store_words(b, dst + 32 * (t + 1));
+  }
+}
+
+namespace {
+
+// compress[m]: the lane indices of the set bits of m, in order (then zeros), for _mm256_permutevar8x32_epi32.
+struct CompressTable {
+  alignas(32) int32_t lanes[256][8];
+  CompressTable() {
+    for (int m = 0; m < 256; ++m) {
+      int n = 0;
+      for (int b = 0; b < 8; ++b) {
+        if (m & (1 << b)) lanes[m][n++] = b;
+      }
+      while (n < 8) lanes[m][n++] = 0;
+    }
+  }
+};
+
+const CompressTable kCompress;
+
+}  // namespace
+
+int64_t sparse_scan_row_avx2(const SparseScan& scan, const uint32_t* words, int64_t width, uint32_t* low_counts,
+                             uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,
+                             int64_t m) {
+  const __m256i low_max = _mm256_set1_epi32(static_cast<int>(scan.low_max));
+  const __m256i high_max = _mm256_set1_epi32(static_cast<int>(scan.high_max));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t j = 0;
+  for (; j + 8 <= width; j += 8) {  // j % 8 == 0: bits j .. j + 7 are byte j / 8 of low_bits
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + j));
+    const __m256i le_high = _mm256_cmpeq_epi32(_mm256_max_epu32(w, high_max), high_max);
+    __m256i is_band = le_high;
+    if (scan.has_low) {
+      const __m256i is_low = _mm256_cmpeq_epi32(_mm256_max_epu32(w, low_max), low_max);
+      is_band = _mm256_andnot_si256(is_low, le_high);
+      __m256i* counts = reinterpret_cast<__m256i*>(low_counts + j);
+      _mm256_storeu_si256(counts, _mm256_sub_epi32(_mm256_loadu_si256(counts), is_low));
+      if (low_bits != nullptr) {
+        low_bits[j / 8] |= static_cast<uint8_t>(_mm256_movemask_ps(_mm256_castsi256_ps(is_low)));
+      }
+    }
+    __m256i* counts = reinterpret_cast<__m256i*>(band_counts + j);
+    _mm256_storeu_si256(counts, _mm256_sub_epi32(_mm256_loadu_si256(counts), is_band));
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(is_band));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[mask]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(band_words + m), _mm256_permutevar8x32_epi32(w, perm));
+    const __m256i cols = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j)), lane);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(band_cols + m), _mm256_permutevar8x32_epi32(cols, perm));
+    m += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+  return sparse_scan_range(scan, words, j, width, low_counts, low_bits, band_counts, band_words, band_cols, m);
+}
+
+void sparse_zero_row_avx2(char* row, const uint8_t* bits, int64_t width, int64_t element_size) {
+  int64_t j = 0;
+  if (element_size == 4) {
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (; j + 8 <= width; j += 8) {
+      const int b = bits[j / 8];
+      const __m256i zero = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(b), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 4 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  } else if (element_size == 2) {
+    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+                                               16384, static_cast<int16_t>(-32768));
+    for (; j + 16 <= width; j += 16) {
+      const int b = bits[j / 8] | bits[j / 8 + 1] << 8;
+      const __m256i zero =
+          _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(static_cast<int16_t>(b)), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 2 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  } else if (element_size == 8) {
+    const __m256i lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    for (; j + 4 <= width; j += 4) {
+      const int b = (bits[j / 8] >> (j % 8)) & 15;
+      const __m256i zero = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(b), lane_bit), lane_bit);
+      __m256i* p = reinterpret_cast<__m256i*>(row + 8 * j);
+      _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
+    }
+  }
+  sparse_zero_range(row, bits, j, width, element_size);
 }
 
 }  // namespace pyinit::cpu
