@@ -16,31 +16,54 @@ namespace {
 // hand-off, small enough that a block's words are still in cache when another thread transforms them.
 constexpr int64_t kPipelineBlock = 1 << 15;
 
-// Draws `words_per_element` words per element for elements [0, n) into `words` (element i's words at
-// words[i * words_per_element]) and calls transform(begin, end) on element ranges, each as soon as its words
-// are drawn: other threads transform while the draw, the only serial step, goes on. One thread interleaves
-// draw and transform block by block. The caller holds the generator's mutex.
+// Draws `words_per_element` words per element for elements [0, n) and calls transform(begin, end, block_words)
+// on element ranges, each as soon as its words are drawn (block_words[k] is word k of element `begin`): other
+// threads transform while the draw, the only serial step, goes on. One thread interleaves draw and transform
+// block by block. The words go into `words` (element i's at words[i * words_per_element]; it may be the output
+// itself) or, when `words` is null, into a small ring of per-block buffers: a half/bfloat16 output is too small
+// to hold its own words, and a whole-tensor buffer would cost a page fault every 4 KiB.
+// The caller holds the generator's mutex.
 template <typename F>
 void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element,
                         const F& transform) {
   const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
+  const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || at::in_parallel_region();
+  const int64_t ring = serial ? 1 : std::min(blocks, 8 * static_cast<int64_t>(at::get_num_threads()) + 8);
+  std::vector<uint32_t> slots(words == nullptr ? static_cast<size_t>(ring * kPipelineBlock * words_per_element)
+                                               : 0);
   auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
-  auto draw = [&](int64_t b, int64_t /*slot*/) {
-    const auto [begin, end] = range(b);
-    draw_words(gen, words + begin * words_per_element, (end - begin) * words_per_element);
+  auto block_words = [&](int64_t b, int64_t slot) {
+    return words != nullptr ? words + b * kPipelineBlock * words_per_element
+                            : slots.data() + slot * kPipelineBlock * words_per_element;
   };
-  auto run = [&](int64_t b, int64_t /*slot*/) {
+  auto draw = [&](int64_t b, int64_t slot) {
     const auto [begin, end] = range(b);
-    transform(begin, end);
+    draw_words(gen, block_words(b, slot), (end - begin) * words_per_element);
   };
-  if (blocks <= 1 || at::get_num_threads() <= 1 || at::in_parallel_region()) {
+  auto run = [&](int64_t b, int64_t slot) {
+    const auto [begin, end] = range(b);
+    transform(begin, end, static_cast<const uint32_t*>(block_words(b, slot)));
+  };
+  if (serial) {
     for (int64_t b = 0; b < blocks; ++b) {
       draw(b, 0);
       run(b, 0);
     }
     return;
   }
-  serial_producer_pipeline(blocks, /*ring=*/blocks, draw, run);
+  serial_producer_pipeline(blocks, words == nullptr ? ring : blocks, draw, run);
+}
+
+// The output's memory when it can hold the words (float: 1 per element, double: 2), else null (a ring).
+inline uint32_t* words_in_output(const MemoryOrderOutput& out, int64_t element_size, int64_t words) {
+  return static_cast<int64_t>(sizeof(uint32_t)) * words <= out.numel() * element_size
+             ? static_cast<uint32_t*>(out.data())
+             : nullptr;
+}
+
+// `out` advanced by `elements` elements of `dtype`.
+inline void* offset(void* out, at::ScalarType dtype, int64_t elements) {
+  return static_cast<char*>(out) + elements * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
 void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, double threshold,
@@ -54,11 +77,12 @@ void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, do
   const int64_t n = out.numel();
   const auto dtype = self.scalar_type();
   const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-  WordBuffer words(out.data(), n * static_cast<int64_t>(self.element_size()), n * words_per_element);
+  uint32_t* words = words_in_output(out, self.element_size(), n * words_per_element);
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    draw_and_transform(gen, words.data(), n, words_per_element, [&](int64_t begin, int64_t end) {
-      kernels.uniform_from_words(dtype, out.data(), words.data(), begin, end, low, high, mask, threshold);
+    draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
+      kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
+                                 threshold);
     });
   }
   out.commit();
@@ -84,13 +108,13 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
     const int64_t main_words = normal_fill_main_words(dtype, n);
     const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
     const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-    WordBuffer words(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
+    uint32_t* words = words_in_output(out, self.element_size(), main_words);
     // Pipeline ranges start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block
     // (its words drawn for float/double, not for half/bfloat16) is left to the tail.
-    draw_and_transform(gen, words.data(), main_words / words_per_element, words_per_element,
-                       [&](int64_t begin, int64_t end) {
-                         kernels.normal_blocks(dtype, out.data(), words.data(), begin / 16, end / 16, mean, std,
-                                               /*zero_mask=*/nullptr);
+    draw_and_transform(gen, words, main_words / words_per_element, words_per_element,
+                       [&](int64_t begin, int64_t end, const uint32_t* w) {
+                         kernels.normal_blocks(dtype, offset(out.data(), dtype, begin), w, 0, end / 16 - begin / 16,
+                                               mean, std, /*zero_mask=*/nullptr);
                        });
     uint32_t tail[32];
     draw_words(gen, tail, tail_count);

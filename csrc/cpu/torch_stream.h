@@ -94,6 +94,68 @@ inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin,
 }
 #endif
 
+#if defined(PYINIT_CPU_AVX2)
+// float -> half / bfloat16, 8 lanes, rounded exactly as c10::Half(float) and c10::BFloat16(float) round (IEEE
+// round-to-nearest-even; no NaN reaches these kernels). bits() gives the 16-bit patterns, widen() the rounded
+// values back as floats (exact).
+template <typename scalar_t>
+struct Narrow8;
+
+template <>
+struct Narrow8<c10::Half> {
+  // F16C: every AVX2 CPU has it, but it is a separate CPUID bit, so it is checked once.
+  static bool supported() {
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    return f16c;
+  }
+  static __m128i bits(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static __m256 widen(__m128i h) { return _mm256_cvtph_ps(h); }
+};
+
+template <>
+struct Narrow8<c10::BFloat16> {
+  static bool supported() { return true; }
+  static __m128i bits(__m256 v) {
+    // c10::detail::round_to_nearest_even: (u + 0x7FFF + ((u >> 16) & 1)) >> 16.
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    // Values fit in 16 bits, so the unsigned-saturating pack is exact; it packs within 128-bit lanes, and the
+    // permute puts the two lanes' halves together.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(rounded, rounded), 0xD8);
+    return _mm256_castsi256_si128(packed);
+  }
+  static __m256 widen(__m128i b) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(b), 16)); }
+};
+
+// The half / bfloat16 uniform_ / masked_uniform_ transform, 8 lanes at a time, with the scalar loop's operations:
+// fma in float, round to the dtype, `to` -> `from` (compared in the dtype), then the mask multiply in float
+// (exact: by 1 or 0) and the store of the rounded bits.
+template <typename scalar_t, bool kMask>
+inline void uniform_narrow_avx2(scalar_t* out, const uint32_t* words, int64_t begin, int64_t end, float from,
+                                float range, float to_rounded, float from_rounded, float threshold) {
+  using N = Narrow8<scalar_t>;
+  const __m256i low24 = _mm256_set1_epi32(0xFFFFFF);
+  const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+  const __m256 vfrom = _mm256_set1_ps(from), vrange = _mm256_set1_ps(range);
+  const __m256 vto_r = _mm256_set1_ps(to_rounded), vfrom_r = _mm256_set1_ps(from_rounded);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 vthreshold = _mm256_set1_ps(threshold), one = _mm256_set1_ps(1.0f);
+  for (int64_t i = begin; i < end; i += 8) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i));
+    const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, low24)), scale);
+    __m256 v = N::widen(N::bits(_mm256_fmadd_ps(x, vrange, vfrom)));
+    v = _mm256_blendv_ps(v, vfrom_r, _mm256_cmp_ps(v, vto_r, _CMP_EQ_OQ));
+    if constexpr (kMask) {
+      const __m256 keep = _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), vthreshold, _CMP_GE_OQ);
+      v = _mm256_mul_ps(v, _mm256_and_ps(keep, one));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), N::bits(v));
+  }
+}
+#endif
+
 // uniform_ / masked_uniform_ over elements [begin, end), on the calling thread (the caller parallelizes).
 template <typename scalar_t, bool kFma, bool kMask>
 void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin, int64_t end, double from_,
@@ -112,6 +174,15 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin
   if constexpr (kFma && std::is_same_v<scalar_t, float>) {
     uniform_float_avx2<kMask>(out, words, begin, end, from, to, range, threshold);
     return;
+  }
+  if constexpr (kFma && (std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>)) {
+    if (Narrow8<scalar_t>::supported()) {
+      const int64_t vector_end = begin + (end - begin) / 8 * 8;
+      uniform_narrow_avx2<scalar_t, kMask>(out, words, begin, vector_end, from, range,
+                                           static_cast<float>(to_scalar), static_cast<float>(from_scalar),
+                                           threshold);
+      begin = vector_end;  // the scalar loop below finishes the last < 8 elements
+    }
   }
 #endif
   // `words` may be `out` itself: each chunk is copied to locals first, which also lets the compiler
@@ -244,6 +315,21 @@ class ZeroMaskCursor {
   int64_t row_, col_;
 };
 
+// out[j] = scalar_t(block[j]) for the 16 values of one Box-Muller block.
+template <typename scalar_t, typename opmath_t>
+inline void store_block16(scalar_t* out, const opmath_t* block) {
+#if defined(PYINIT_CPU_AVX2)
+  if constexpr (std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>) {
+    if (Narrow8<scalar_t>::supported()) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), Narrow8<scalar_t>::bits(_mm256_loadu_ps(block)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), Narrow8<scalar_t>::bits(_mm256_loadu_ps(block + 8)));
+      return;
+    }
+  }
+#endif
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<scalar_t>(block[j]);
+}
+
 // normal_fill's main blocks [first_block, last_block), on the calling thread (the caller parallelizes).
 template <typename scalar_t>
 void normal_blocks_impl(scalar_t* out, const uint32_t* words, int64_t first_block, int64_t last_block,
@@ -259,7 +345,7 @@ void normal_blocks_impl(scalar_t* out, const uint32_t* words, int64_t first_bloc
     for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
     box_muller(block);
     if (zeros) zero_marked(block, zeros->next16());
-    for (int j = 0; j < 16; ++j) out[b * 16 + j] = static_cast<scalar_t>(block[j]);
+    store_block16(out + b * 16, block);
   }
 }
 

@@ -15,7 +15,7 @@
 #include <cmath>
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 // torch compiles avx_mathfun.h with GCC's default -ffp-contract=fast, which fuses its intrinsic multiplies and
 // adds into FMAs; the extension is built with -ffp-contract=off, so restore torch's setting for this code.
 // Nothing below relies on a * b + c staying unfused: the uniform transform here is an explicit FMA anyway.
