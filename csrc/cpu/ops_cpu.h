@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <mutex>
 #include <numeric>
@@ -46,19 +47,50 @@ inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t c
   generator->set_engine(engine);
 }
 
+// Word buffers for serial_producer_pipeline's slots: `ring` fixed slots, and overflow slots (ids ring + b)
+// allocated by the producer on first use. The producer calls produce_slot() and the consumers consume_slot(); the
+// pipeline's release/acquire on its block counter publishes an overflow slot's pointer with the block.
+class SlotWords {
+ public:
+  SlotWords(int64_t ring, int64_t blocks, int64_t words_per_slot)
+      : ring_(ring), words_per_slot_(words_per_slot), fixed_(static_cast<size_t>(ring * words_per_slot)),
+        overflow_(static_cast<size_t>(blocks)) {}
+  uint32_t* produce_slot(int64_t slot) {
+    if (slot < ring_) return fixed_.data() + slot * words_per_slot_;
+    auto& words = overflow_[slot - ring_];
+    if (!words) words.reset(new uint32_t[static_cast<size_t>(words_per_slot_)]);
+    return words.get();
+  }
+  const uint32_t* consume_slot(int64_t slot) const {
+    return slot < ring_ ? fixed_.data() + slot * words_per_slot_ : overflow_[slot - ring_].get();
+  }
+
+ private:
+  int64_t ring_, words_per_slot_;
+  std::vector<uint32_t> fixed_;
+  std::vector<std::unique_ptr<uint32_t[]>> overflow_;
+};
+
 // Note [Serial producer, parallel consumers]
 // Runs produce(b, slot) for b = 0, 1, ..., blocks - 1 in that order on one thread (the serial draw from a
 // generator), and consume(b, slot) for every block on any thread once it is produced. Blocks pass through a ring
-// of `ring` slots: slot b % ring is reused for block b + ring only after consume(b) has returned. The producer
-// consumes while it waits for a slot, and all threads consume once production ends, so it completes on any
-// number of threads (one included, e.g. inside another parallel region). Neither callback may throw.
+// of `ring` slots: slot b % ring is reused only after the block in it has been consumed. The producer
+// never waits long for a slot: after a short spin (during which it consumes ready blocks itself) block b gets
+// the overflow slot ring + b instead (SlotWords allocates it), because the consumer holding the slot may have
+// been descheduled, and waiting for it made whole calls 4x slower on a loaded 2-vCPU VM. All threads consume
+// once production ends, so it completes on any number of threads (one included, e.g. inside another parallel
+// region). Neither callback may throw.
 template <typename Produce, typename Consume>
 void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produce, const Consume& consume) {
   if (blocks <= 0) return;
   // Waiting: yield first, then sleep. A thread that only yields can keep its core for a whole scheduler slice
   // when the thread it waits for shares that core (seen on a loaded 2-vCPU VM: 4x slower, by process).
   auto back_off = [](int spins) {
-    if (spins < 64) {
+    if (spins < 4096) {
+#if defined(__x86_64__) || defined(_M_X64)
+      __builtin_ia32_pause();
+#endif
+    } else if (spins < 4096 + 64) {
       std::this_thread::yield();
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
@@ -66,8 +98,9 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
   };
   std::atomic<int64_t> produced{0};     // blocks [0, produced) are ready
   std::atomic<int64_t> next_claim{0};   // the next block a consumer takes
-  std::vector<std::atomic<int64_t>> slot_free_for(static_cast<size_t>(ring));  // slot s may hold this block
-  for (int64_t s = 0; s < ring; ++s) slot_free_for[s].store(s, std::memory_order_relaxed);
+  std::vector<std::atomic<bool>> busy(static_cast<size_t>(ring));  // a produced block not yet consumed holds it
+  for (int64_t s = 0; s < ring; ++s) busy[s].store(false, std::memory_order_relaxed);
+  std::vector<int64_t> slot_of(static_cast<size_t>(blocks));  // the slot each block went through
   // Claims and consumes one block if one is ready; false when none was.
   auto consume_one = [&](bool wait_for_production) {
     int64_t b = next_claim.load(std::memory_order_relaxed);
@@ -76,8 +109,9 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
       if (!wait_for_production && b >= produced.load(std::memory_order_acquire)) return false;
     } while (!next_claim.compare_exchange_weak(b, b + 1, std::memory_order_relaxed));
     for (int spins = 0; b >= produced.load(std::memory_order_acquire); ++spins) back_off(spins);
-    consume(b, b % ring);
-    slot_free_for[b % ring].store(b + ring, std::memory_order_release);
+    const int64_t slot = slot_of[b];  // written before `produced` was released past b
+    consume(b, slot);
+    if (slot < ring) busy[slot].store(false, std::memory_order_release);
     return true;
   };
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
@@ -85,10 +119,18 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
     for (int64_t tid = begin; tid < end; ++tid) {
       if (tid == 0) {
         for (int64_t b = 0; b < blocks; ++b) {
-          for (int spins = 0; slot_free_for[b % ring].load(std::memory_order_acquire) != b; ++spins) {
-            if (!consume_one(/*wait_for_production=*/false)) back_off(spins);
+          int64_t slot = b % ring;
+          for (int spins = 0; busy[slot].load(std::memory_order_acquire); ++spins) {
+            if (consume_one(/*wait_for_production=*/false)) continue;
+            if (spins >= 16) {
+              slot = ring + b;  // overflow: never reused, so nothing to wait for
+              break;
+            }
+            std::this_thread::yield();
           }
-          produce(b, b % ring);
+          if (slot < ring) busy[slot].store(true, std::memory_order_relaxed);  // only the producer sets it
+          slot_of[b] = slot;
+          produce(b, slot);
           produced.store(b + 1, std::memory_order_release);
         }
       }

@@ -29,20 +29,16 @@ void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, i
   const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
   const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || at::in_parallel_region();
   const int64_t ring = serial ? 1 : std::min(blocks, 8 * static_cast<int64_t>(at::get_num_threads()) + 8);
-  std::vector<uint32_t> slots(words == nullptr ? static_cast<size_t>(ring * kPipelineBlock * words_per_element)
-                                               : 0);
+  SlotWords slots(words == nullptr ? ring : 0, words == nullptr ? blocks : 0, kPipelineBlock * words_per_element);
   auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
-  auto block_words = [&](int64_t b, int64_t slot) {
-    return words != nullptr ? words + b * kPipelineBlock * words_per_element
-                            : slots.data() + slot * kPipelineBlock * words_per_element;
-  };
   auto draw = [&](int64_t b, int64_t slot) {
     const auto [begin, end] = range(b);
-    draw_words(gen, block_words(b, slot), (end - begin) * words_per_element);
+    uint32_t* out = words != nullptr ? words + begin * words_per_element : slots.produce_slot(slot);
+    draw_words(gen, out, (end - begin) * words_per_element);
   };
   auto run = [&](int64_t b, int64_t slot) {
     const auto [begin, end] = range(b);
-    transform(begin, end, static_cast<const uint32_t*>(block_words(b, slot)));
+    transform(begin, end, words != nullptr ? words + begin * words_per_element : slots.consume_slot(slot));
   };
   if (serial) {
     for (int64_t b = 0; b < blocks; ++b) {
@@ -259,7 +255,7 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
   const int64_t block_cols = (fit + group_cols - 1) / group_cols * group_cols;
   const int64_t blocks = (cols + block_cols - 1) / block_cols;
   const int64_t ring = std::min(blocks, 2 * static_cast<int64_t>(at::get_num_threads()) + 2);
-  std::vector<uint32_t> slots(static_cast<size_t>(ring * block_cols * std::max<int64_t>(words_per_column, 1)));
+  SlotWords slots(ring, blocks, block_cols * std::max<int64_t>(words_per_column, 1));
   std::vector<FastMod32> mod(static_cast<size_t>(steps));
   for (int64_t k = 0; k < steps; ++k) mod[k] = FastMod32(static_cast<uint32_t>(rows - k));
   auto* gen = cpu_generator(std::nullopt);
@@ -268,7 +264,7 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
       blocks, ring,
       [&](int64_t b, int64_t slot) {
         const int64_t n_cols = std::min(block_cols, cols - b * block_cols);
-        draw_words(gen, slots.data() + slot * block_cols * words_per_column, n_cols * words_per_column);
+        draw_words(gen, slots.produce_slot(slot), n_cols * words_per_column);
       },
       [&](int64_t b, int64_t slot) {
         // perm holds the identity between columns: a column's swaps are undone after it (only the entries
@@ -283,8 +279,9 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
         int32_t* perm = perm_table.data();  // plain pointers: no thread-local lookups in the loop
         int64_t* touched = touched_table.data();
         const int64_t c0 = b * block_cols, n_cols = std::min(block_cols, cols - c0);
+        const uint32_t* block_words = slots.consume_slot(slot);
         for (int64_t c = c0; c < c0 + n_cols; ++c) {
-          const uint32_t* w = slots.data() + (slot * block_cols + (c - c0)) * words_per_column;
+          const uint32_t* w = block_words + (c - c0) * words_per_column;
           for (int64_t k = 0; k < steps; ++k) {
             const int64_t j = k + mod[k](w[k]);
             const int32_t row = perm[j];
