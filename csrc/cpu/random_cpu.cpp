@@ -136,17 +136,45 @@ void normal_cpu(at::Tensor self, double mean, double std, std::optional<at::Gene
   out.commit();
 }
 
-// Indices (memory order) of values outside [lo, hi] in the tensor's dtype.
+// Indices (memory order, ascending) of values outside [lo, hi] in the tensor's dtype: counted per fixed chunk in
+// parallel, then written in parallel at each chunk's offset.
 template <typename scalar_t>
 std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_, double hi_) {
   using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
   const opmath_t lo = static_cast<opmath_t>(static_cast<scalar_t>(lo_));
   const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(hi_));
-  std::vector<int64_t> pending;
-  for (int64_t i = 0; i < n; ++i) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  // Branch-free (`|`, not `||`): about 1 value in 20 is outside, at random.
+  auto outside = [&](int64_t i) -> int64_t {
     const opmath_t v = static_cast<opmath_t>(values[i]);
-    if (v < lo || v > hi) pending.push_back(i);
-  }
+    return static_cast<int64_t>(v < lo) | static_cast<int64_t>(v > hi);
+  };
+  std::vector<int64_t> offsets(static_cast<size_t>(chunks) + 1, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      int64_t found = 0;
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) found += outside(i);
+      offsets[c + 1] = found;
+    }
+  });
+  for (int64_t c = 0; c < chunks; ++c) offsets[c + 1] += offsets[c];
+  // One spare entry: every index is written at `at`, which only advances past the ones kept.
+  std::vector<int64_t> pending(static_cast<size_t>(offsets[chunks]) + 1);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      int64_t at = offsets[c];
+      const int64_t limit = offsets[c + 1];
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
+        // Writing at `at` before the chunk's last kept index is inside this chunk's range; after it, the write
+        // would land in the next chunk's first entry, so it stops there.
+        if (at == limit) break;
+        pending[at] = i;
+        at += outside(i);
+      }
+    }
+  });
+  pending.pop_back();
   return pending;
 }
 
@@ -177,15 +205,41 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     if (n >= 16 && self.is_contiguous()) {
       const int64_t main_words = normal_fill_main_words(dtype, n);
       const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
-      auto storage = at::empty({main_words + 32}, at::TensorOptions().dtype(at::kInt));
-      uint32_t* words = reinterpret_cast<uint32_t*>(storage.data_ptr<int32_t>());
-      uint32_t* tail = words + main_words;
+      const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+      const int64_t main_elements = main_words / words_per_element;
+      const int64_t blocks = (main_elements + kPipelineBlock - 1) / kPipelineBlock;
+      // Indices from tail_start on take their proposal from the tail block (normal_fill recomputes [n - 16, n)).
+      const int64_t tail_start = tail_count > 0 ? n - 16 : n;
+      std::vector<int64_t> bounds(static_cast<size_t>(blocks) + 1);
       int64_t count = static_cast<int64_t>(pending.size());
       while (count > 0) {
-        draw_words(gen, words, main_words);
+        int64_t* p = pending.data();
+        const int64_t main_count = std::lower_bound(p, p + count, tail_start) - p;
+        // Each pipeline block's share of the (sorted) pending indices, found before any entry is marked.
+        for (int64_t blk = 0; blk <= blocks; ++blk) {
+          bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
+        }
+        bounds[blocks] = main_count;
+        // The round's words are drawn block by block (into a ring: no whole-tensor buffer) and evaluated as drawn.
+        draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
+                           [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
+                             const int64_t blk = begin / kPipelineBlock;
+                             const int64_t first = bounds[blk], last = bounds[blk + 1];
+                             if (last > first) {
+                               kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a,
+                                                       b);
+                             }
+                           });
+        uint32_t tail[32];
         draw_words(gen, tail, tail_count);
-        count = kernels.normal_resample_pending(dtype, values, n, words, tail, mean, std, a, b, pending.data(),
-                                                count);
+        if (count > main_count) {
+          kernels.normal_resample(dtype, values, tail, n - 16, p + main_count, count - main_count, mean, std, a, b);
+        }
+        int64_t kept = 0;
+        for (int64_t k = 0; k < count; ++k) {
+          if (p[k] >= 0) p[kept++] = p[k];
+        }
+        count = kept;
       }
     } else {
       // Serial path (fewer than 16 elements, or a dense non-contiguous layout): every round draws all n values

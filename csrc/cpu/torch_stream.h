@@ -241,21 +241,6 @@ struct BoxMuller16<float> {
 };
 #endif
 
-// Index of the first word of element i's block: blocks are 16 words apart (32 for double) and the tail block,
-// when there is one, covers outputs [n - 16, n) from tail_words.
-template <typename scalar_t>
-inline void normal_block_of(int64_t i, int64_t n, const uint32_t* words, const uint32_t* tail_words,
-                            const uint32_t** block_words, int64_t* block_first, int64_t* lane) {
-  constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
-  if (n % 16 != 0 && i >= n - 16) {
-    *block_words = tail_words;
-    *block_first = n - 16;
-  } else {
-    *block_first = i / 16 * 16;
-    *block_words = words + *block_first * kWordsPerElement;
-  }
-  *lane = i - *block_first;
-}
 
 // Sets block[j] to +0 for every bit j of `bits` (sparse_'s zero pattern, applied while the block is in
 // registers; about 1 in 10 elements is marked, at random).
@@ -363,37 +348,36 @@ void normal_tail_impl(scalar_t* out, int64_t n, const uint32_t* tail_words, doub
   for (int j = 0; j < 16; ++j) out[n - 16 + j] = static_cast<scalar_t>(block[j]);
 }
 
+// One resampling round of trunc_normal_ for pending[0, count): element i's proposal is the value normal_fill
+// would give it from `words`, which hold the words of the elements from `first` on (Box-Muller blocks start at
+// first + a multiple of 16). Writes accepted values (inside [lo, hi] in the dtype) and marks them with -1.
+// Serial; the caller parallelizes.
 template <typename scalar_t>
-int64_t normal_resample_pending_impl(scalar_t* out, int64_t n, const uint32_t* words, const uint32_t* tail_words,
-                                     double mean, double std, double lo_, double hi_, int64_t* pending,
-                                     int64_t count) {
+void normal_resample_impl(scalar_t* out, const uint32_t* words, int64_t first, int64_t* pending, int64_t count,
+                          double mean, double std, double lo_, double hi_) {
   using opmath_t = opmath_type<scalar_t>;
   const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
+  constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
   const opmath_t lo = static_cast<opmath_t>(static_cast<scalar_t>(lo_));
   const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(hi_));
-  // Mark accepted indices with -1, then compact serially (the pending set shrinks geometrically).
-  at::parallel_for(0, count, 1024, [&](int64_t begin, int64_t end) {
-    alignas(32) opmath_t block[16];
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t i = pending[k];
-      const uint32_t* block_words;
-      int64_t first, lane;
-      normal_block_of<scalar_t>(i, n, words, tail_words, &block_words, &first, &lane);
+  alignas(32) opmath_t block[16];
+  int64_t block_first = -1;
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t i = pending[k];
+    const int64_t this_block = first + (i - first) / 16 * 16;
+    if (this_block != block_first) {  // pending indices are sorted: one Box-Muller per block
+      block_first = this_block;
+      const uint32_t* block_words = words + (block_first - first) * kWordsPerElement;
       for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
       box_muller(block);
-      const scalar_t value = static_cast<scalar_t>(block[lane]);
-      const opmath_t v = static_cast<opmath_t>(value);
-      if (!(v < lo) && !(v > hi)) {
-        out[i] = value;
-        pending[k] = -1;
-      }
     }
-  });
-  int64_t kept = 0;
-  for (int64_t k = 0; k < count; ++k) {
-    if (pending[k] >= 0) pending[kept++] = pending[k];
+    const scalar_t value = static_cast<scalar_t>(block[i - block_first]);
+    const opmath_t v = static_cast<opmath_t>(value);
+    if (!(v < lo) && !(v > hi)) {
+      out[i] = value;
+      pending[k] = -1;
+    }
   }
-  return kept;
 }
 
 // Calls f(typed_out) with `out` cast to the C++ type of `dtype`.
@@ -433,24 +417,11 @@ inline void normal_tail(c10::ScalarType dtype, void* out, int64_t n, const uint3
   dispatch_out(dtype, out, [&](auto* typed_out) { normal_tail_impl(typed_out, n, tail_words, mean, std, zero_mask); });
 }
 
-inline int64_t normal_resample_pending(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
-                                       const uint32_t* tail_words, double mean, double std, double lo, double hi,
-                                       int64_t* pending, int64_t count) {
-  switch (dtype) {
-    case c10::ScalarType::Float:
-      return normal_resample_pending_impl(static_cast<float*>(out), n, words, tail_words, mean, std, lo, hi,
-                                          pending, count);
-    case c10::ScalarType::Double:
-      return normal_resample_pending_impl(static_cast<double*>(out), n, words, tail_words, mean, std, lo, hi,
-                                          pending, count);
-    case c10::ScalarType::Half:
-      return normal_resample_pending_impl(static_cast<c10::Half*>(out), n, words, tail_words, mean, std, lo,
-                                          hi, pending, count);
-    case c10::ScalarType::BFloat16:
-      return normal_resample_pending_impl(static_cast<c10::BFloat16*>(out), n, words, tail_words, mean, std, lo,
-                                          hi, pending, count);
-    default: TORCH_INTERNAL_ASSERT(false, "pyinit: unsupported dtype ", dtype);
-  }
+inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first,
+                            int64_t* pending, int64_t count, double mean, double std, double lo, double hi) {
+  dispatch_out(dtype, out, [&](auto* typed_out) {
+    normal_resample_impl(typed_out, words, first, pending, count, mean, std, lo, hi);
+  });
 }
 
 }  // namespace PYINIT_CPU_CAPABILITY

@@ -38,7 +38,7 @@ const TorchStreamKernels& torch_stream_kernels_avx2() {
       &avx2_capability::uniform_from_words</*kFma=*/true>,
       &avx2_capability::normal_blocks,
       &avx2_capability::normal_tail,
-      &avx2_capability::normal_resample_pending,
+      &avx2_capability::normal_resample,
       /*fma=*/true,
   };
   return kernels;

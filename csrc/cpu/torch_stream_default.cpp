@@ -11,7 +11,7 @@ const TorchStreamKernels& torch_stream_kernels_default() {
       &default_capability::uniform_from_words</*kFma=*/false>,
       &default_capability::normal_blocks,
       &default_capability::normal_tail,
-      &default_capability::normal_resample_pending,
+      &default_capability::normal_resample,
       /*fma=*/false,
   };
   return kernels;

@@ -36,12 +36,11 @@ struct TorchStreamKernels {
   // When n % 16 != 0, after all main blocks: outputs [n - 16, n) from the 16 (32 for double) `tail_words`.
   void (*normal_tail)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* tail_words, double mean,
                       double std, const ZeroMask* zero_mask);
-  // One resampling round of trunc_normal_ (normal proposal): for each index in pending[0, count), the value the
-  // same normal_fill would give it from `words`; written if inside [lo, hi], else the index stays pending.
-  // Returns the new pending count (pending is compacted in place).
-  int64_t (*normal_resample_pending)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* words,
-                                     const uint32_t* tail_words, double mean, double std, double lo, double hi,
-                                     int64_t* pending, int64_t count);
+  // One resampling round of trunc_normal_ (normal proposal) for the sorted indices pending[0, count): each gets
+  // the value normal_fill would give it from `words` (the words of the elements from `first` on, `first` a
+  // Box-Muller block start); values inside [lo, hi] are written and their entries set to -1.
+  void (*normal_resample)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first, int64_t* pending,
+                          int64_t count, double mean, double std, double lo, double hi);
   bool fma;  // whether x * y + z is one fused operation in this capability
 };
 
