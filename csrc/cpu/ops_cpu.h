@@ -175,14 +175,17 @@ class MemoryOrderOutput {
   at::Tensor buffer_;
 };
 
-// Scratch words, placed in the output's own memory when it is large enough (float: 1 word per element,
-// double: 2), else in a temporary.
+// The output's own memory when it can hold `count` words (float: 1 per element, double: 2), else null.
+inline uint32_t* words_in_output(void* output, int64_t output_bytes, int64_t count) {
+  return static_cast<int64_t>(sizeof(uint32_t)) * count <= output_bytes ? static_cast<uint32_t*>(output) : nullptr;
+}
+
+// Scratch words, placed in the output's own memory when it is large enough (words_in_output), else in a
+// temporary.
 class WordBuffer {
  public:
-  WordBuffer(void* output, int64_t output_bytes, int64_t count) {
-    if (static_cast<int64_t>(sizeof(uint32_t)) * count <= output_bytes) {
-      data_ = static_cast<uint32_t*>(output);
-    } else {
+  WordBuffer(void* output, int64_t output_bytes, int64_t count) : data_(words_in_output(output, output_bytes, count)) {
+    if (data_ == nullptr) {
       storage_ = at::empty({count}, at::TensorOptions().dtype(at::kInt));
       data_ = reinterpret_cast<uint32_t*>(storage_.data_ptr<int32_t>());
     }
@@ -214,6 +217,12 @@ inline int64_t normal_fill_main_words(at::ScalarType dtype, int64_t n) {
   if (dtype == at::kDouble) return 2 * n;
   if (dtype == at::kFloat) return n;
   return n / 16 * 16;
+}
+
+// Number of extra words normal_fill draws after the main pass for n >= 16 elements: one more block of 16
+// elements (16 words, 32 for double) when n % 16 != 0, which recomputes outputs [n - 16, n).
+inline int64_t normal_fill_tail_words(at::ScalarType dtype, int64_t n) {
+  return n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
 }
 
 }  // namespace pyinit::cpu

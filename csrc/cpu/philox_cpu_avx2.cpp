@@ -1,4 +1,5 @@
-// The philox stream's tile kernels for AVX2 (float values, and raw words for philox_bits_ / sparse_): eight Philox blocks per vector, then the uniform / normal
+// The philox stream's tile kernels for AVX2 (float values, and raw words for philox_bits_ / sparse_): eight
+// Philox blocks per vector, then the uniform / normal
 // transforms of csrc/pyinit/philox_transforms.h operation for operation (no FMA, same polynomials, same order),
 // so the values are bit-identical to the portable kernel and the CUDA kernels. Compiled for AVX2 with a target
 // pragma; only called when the CPU reports AVX2 (philox_cpu.cpp). See Note [The philox stream].

@@ -50,13 +50,6 @@ void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, i
   serial_producer_pipeline(blocks, words == nullptr ? ring : blocks, draw, run);
 }
 
-// The output's memory when it can hold the words (float: 1 per element, double: 2), else null (a ring).
-inline uint32_t* words_in_output(const MemoryOrderOutput& out, int64_t element_size, int64_t words) {
-  return static_cast<int64_t>(sizeof(uint32_t)) * words <= out.numel() * element_size
-             ? static_cast<uint32_t*>(out.data())
-             : nullptr;
-}
-
 // `out` advanced by `elements` elements of `dtype`.
 inline void* offset(void* out, at::ScalarType dtype, int64_t elements) {
   return static_cast<char*>(out) + elements * static_cast<int64_t>(c10::elementSize(dtype));
@@ -73,7 +66,8 @@ void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, do
   const int64_t n = out.numel();
   const auto dtype = self.scalar_type();
   const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-  uint32_t* words = words_in_output(out, self.element_size(), n * words_per_element);
+  // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
+  uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), n * words_per_element);
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
     draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
@@ -102,9 +96,9 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
   const auto dtype = self.scalar_type();
   if (n >= 16 && self.is_contiguous()) {
     const int64_t main_words = normal_fill_main_words(dtype, n);
-    const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
+    const int64_t tail_count = normal_fill_tail_words(dtype, n);
     const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-    uint32_t* words = words_in_output(out, self.element_size(), main_words);
+    uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
     // Pipeline ranges start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block
     // (its words drawn for float/double, not for half/bfloat16) is left to the tail.
     draw_and_transform(gen, words, main_words / words_per_element, words_per_element,
@@ -204,7 +198,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     if (pending.empty()) return;
     if (n >= 16 && self.is_contiguous()) {
       const int64_t main_words = normal_fill_main_words(dtype, n);
-      const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
+      const int64_t tail_count = normal_fill_tail_words(dtype, n);
       const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
       const int64_t main_elements = main_words / words_per_element;
       const int64_t blocks = (main_elements + kPipelineBlock - 1) / kPipelineBlock;
@@ -367,7 +361,7 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
     // Fused: all words first (normal_'s from `generator`, then the permutations' from the default generator,
     // which may be the same one), then one pass that writes the normals with the zeros already in place.
     const int64_t main_words = normal_fill_main_words(dtype, n);
-    const int64_t tail_count = n % 16 != 0 ? (dtype == at::kDouble ? 32 : 16) : 0;
+    const int64_t tail_count = normal_fill_tail_words(dtype, n);
     WordBuffer normal_words(self.data_ptr(), n * static_cast<int64_t>(self.element_size()), main_words);
     uint32_t tail[32];
     {

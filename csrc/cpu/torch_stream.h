@@ -44,8 +44,6 @@
 namespace pyinit::cpu {
 namespace PYINIT_CPU_CAPABILITY {
 
-constexpr int64_t kGrainSize = 32768;
-
 template <typename scalar_t>
 using opmath_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
