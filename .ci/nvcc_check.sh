@@ -21,9 +21,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Same floating-point flags as setup.py: --fmad=true, never --use_fast_math (see Note [curand float rounding]).
+# C++20, as torch's BuildExtension compiles them (torch 2.13 and later).
 for source in csrc/cuda/*.cu; do
   echo "nvcc_check: nvcc -arch=$ARCH $source"
-  "$NVCC" -std=c++17 -O3 -arch="$ARCH" --fmad=true -I csrc -c "$source" -o "$tmp/$(basename "$source" .cu).o"
+  "$NVCC" -std=c++20 -O3 -arch="$ARCH" --fmad=true -I csrc -c "$source" -o "$tmp/$(basename "$source" .cu).o"
 done
 
 echo "nvcc_check: host self-test"
@@ -45,10 +46,12 @@ if [[ -n "$torch_include" && -d "$torch_include/ATen/cuda" && -n "$cuda_include"
     >"$tmp/stub/c10/cuda/impl/cuda_cmake_macros.h"
   for source in csrc/cuda/*.cpp; do
     echo "nvcc_check: syntax of $source against $torch_include"
-    "$CXX" -std=c++17 -w -fsyntax-only -DPYINIT_WITH_CUDA -I csrc -I "$torch_include" \
+    "$CXX" -std=c++20 -w -fsyntax-only -DPYINIT_WITH_CUDA -I csrc -I "$torch_include" \
       -I "$torch_include/torch/csrc/api/include" -I "$cuda_include" -I "$tmp/stub" "$source"
   done
 else
-  echo "nvcc_check: torch or CUDA runtime headers not found, glue syntax check skipped"
+  echo "nvcc_check: torch (${torch_include:-not importable}) or CUDA runtime headers (${cuda_include:-none}) not" \
+    "found: cannot check the glue" >&2
+  exit 1
 fi
 echo "nvcc_check: OK"

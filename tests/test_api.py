@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 
@@ -115,8 +116,15 @@ def test_zero_element_warning(name):
 
 
 def test_trunc_normal_far_mean_warning():
+    # The window holds almost no mass: torch's uniform-proposal branch, which pyinit runs through
+    # torch (visibly) until it has a kernel for it.
     for lib in (tinit, pyinit):
-        with pytest.warns(UserWarning, match="mean is more than 2 std from"):
+        with contextlib.ExitStack() as stack:
+            if lib is pyinit:
+                stack.enter_context(
+                    pytest.warns(pyinit.PyinitFallbackWarning, match="uniform-proposal")
+                )
+            stack.enter_context(pytest.warns(UserWarning, match="mean is more than 2 std from"))
             lib.trunc_normal_(torch.empty(100), mean=10.0, std=1.0, a=-2.0, b=2.0)
 
 
@@ -152,7 +160,11 @@ def test_torch_function_hooks(name):
     for lib in (tinit, pyinit):
         _Logged.calls = []
         t = torch.empty(4, 4).as_subclass(_Logged)
-        getattr(lib, name)(t, *args)
+        # A tensor subclass takes torch's implementation, visibly.
+        with contextlib.ExitStack() as stack:
+            if lib is pyinit:
+                stack.enter_context(pytest.warns(pyinit.PyinitFallbackWarning, match="subclass"))
+            getattr(lib, name)(t, *args)
         seen.append(_Logged.calls[0])
     # torch.nn.init's hook hands its own function to __torch_function__; pyinit hands pyinit's.
     assert seen[0] == seen[1] == name

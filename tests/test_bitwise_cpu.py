@@ -3,6 +3,8 @@ for bit, and leaves the generator exactly where torch leaves it."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 import torch.nn.init as tinit
@@ -96,7 +98,11 @@ def test_views(name, view, dtype):
         base = torch.zeros(40, 30, dtype=dtype)
         return base, VIEWS[view](base)
 
-    (t_out, t_state), (p_out, p_state) = run_both(name, make, use_generator=False)
+    # trunc_normal_ on a non-dense view takes torch's implementation, visibly.
+    fallback = name.startswith("trunc_normal_") and view == "sliced"
+    expect = pytest.warns(pyinit.PyinitFallbackWarning, match="non-dense")
+    with expect if fallback else nullcontext():
+        (t_out, t_state), (p_out, p_state) = run_both(name, make, use_generator=False)
     assert bitwise_equal(p_out, t_out), f"{(p_out != t_out).sum()} values differ"
     assert torch.equal(p_state, t_state)
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# CI leg: pyinit on torch 2.14.1 (the CUDA 13.0 build that lies on the CI disk), with no GPU.
+#   1. a venv with torch==2.14.1, reused between runs on the same machine (PYINIT_CI_VENV, default
+#      ~/.cache/pyinit-ci/venv-torch-2.14.1), built when it is missing or holds another torch;
+#   2. the full CUDAExtension build (kernels and glue) of a copy of this tree, CUDA_HOME left for setup.py
+#      to find (nvcc may be a wrapper outside the toolkit), TORCH_CUDA_ARCH_LIST=9.0;
+#   3. every pyinit:: operator has CPU, CUDA and fake kernels registered (.ci/check_registration.py);
+#   4. the whole test suite on that torch (CUDA tests skip: no GPU), and the CMake build + ctest (C++20).
+# Fails loudly at the first step that cannot run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TORCH_VERSION=2.14.1
+VENV=${PYINIT_CI_VENV:-$HOME/.cache/pyinit-ci/venv-torch-$TORCH_VERSION}
+WORK=${PYINIT_CI_WORK:-$ROOT/.ci-work/torch-$TORCH_VERSION}
+export MAX_JOBS="${MAX_JOBS:-2}"
+
+step() { echo "== torch $TORCH_VERSION leg: $* ($(date +%T))"; }
+
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torch.version.cuda is None)" 2>/dev/null; then
+  step "creating $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy scipy pytest ninja matplotlib wheel setuptools
+else
+  step "reusing $VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -c "import numpy, scipy, pytest, ninja, matplotlib" 2>/dev/null || \
+  "$VENV/bin/pip" install -q numpy scipy pytest ninja matplotlib wheel setuptools
+"$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
+
+step "copying the tree to $WORK"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+git ls-files -co --exclude-standard | grep -v '^\.ci-work/' | tar cf - -T - | tar xf - -C "$WORK"
+cd "$WORK"
+
+step "CUDAExtension build"
+start=$(date +%s)
+if ! env -u CUDA_HOME -u CUDA_PATH TORCH_CUDA_ARCH_LIST=9.0 "$PY" -m pip install -v --no-build-isolation --no-deps \
+    -e . >build.log 2>&1; then
+  tail -60 build.log
+  echo "torch $TORCH_VERSION leg: the build failed" >&2
+  exit 1
+fi
+grep -E "^ *pyinit:|CUDA_HOME" build.log || true
+echo "build: $(( $(date +%s) - start )) s; nvcc compiled: $(grep -oE 'csrc/cuda/[a-z_]+\.cu -o' build.log | sort -u | \
+  sed 's/ -o//' | tr '\n' ' ')"
+grep -oE -- '-gencode=[^ ]+|-std=c\+\+[0-9]+' build.log | sort | uniq -c
+step "operator registration"
+"$PY" .ci/check_registration.py --require-cuda
+
+step "test suite"
+"$PY" -m pytest tests -q -p no:cacheprovider
+
+step "CMake build + ctest"
+cmake -S . -B cmake-build -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" >cmake.log
+grep "pyinit:" cmake.log
+cmake --build cmake-build -j "$MAX_JOBS" >>cmake.log
+ctest --test-dir cmake-build --output-on-failure
+step "OK"
