@@ -16,19 +16,21 @@ WORK=${PYINIT_CI_WORK:-$ROOT/.ci-work/torch-$TORCH_VERSION}
 export MAX_JOBS="${MAX_JOBS:-2}"
 
 step() { echo "== torch $TORCH_VERSION leg: $* ($(date +%T))"; }
+# pip warns once per package about the empty local index folders of these machines; keep its errors.
+quiet_pip() { "$VENV/bin/pip" install -q "$@" 2>&1 | { grep -v "is neither a file nor a directory" || true; }; }
 
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torch.version.cuda is None)" 2>/dev/null; then
   step "creating $VENV"
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" numpy scipy pytest ninja matplotlib wheel setuptools
+  quiet_pip "torch==$TORCH_VERSION" numpy scipy pytest ninja matplotlib wheel setuptools
 else
   step "reusing $VENV"
 fi
 PY="$VENV/bin/python"
 "$PY" -c "import numpy, scipy, pytest, ninja, matplotlib" 2>/dev/null || \
-  "$VENV/bin/pip" install -q numpy scipy pytest ninja matplotlib wheel setuptools
+  quiet_pip numpy scipy pytest ninja matplotlib wheel setuptools
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 
 step "copying the tree to $WORK"
