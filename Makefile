@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_ARGS ?=
 
-.PHONY: deps build test bench ctest nvcc-check lint clean
+.PHONY: deps build test bench ctest nvcc-check gpu-check lint clean
 
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
@@ -28,6 +28,10 @@ ctest: deps
 
 nvcc-check:
 	.ci/nvcc_check.sh
+
+# On the GPU machine (device tool): build, CUDA tests, GPU + 16-core CPU benchmarks into $$OUT.
+gpu-check: deps
+	PYTHON=$(PYTHON) .ci/gpu_check.sh
 
 lint:
 	ruff check pyinit tests benchmarks .ci

@@ -57,9 +57,16 @@ step "operator registration"
 step "test suite"
 "$PY" -m pytest tests -q -p no:cacheprovider
 
-step "CMake build + ctest"
-cmake -S . -B cmake-build -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" >cmake.log
+step "CMake build + ctest (against the CUDA libtorch)"
+# torch's CMake config of a CUDA build wants the toolkit (found as setup.py finds it) and libnvrtc, which
+# this toolkit lacks and the venv's nvidia-* wheels carry.
+cuda_root=$("$PY" -c 'import importlib.util as u; s = u.spec_from_file_location("s", "setup.py"); \
+m = u.module_from_spec(s); s.loader.exec_module(m); print(m.find_cuda_home() or "")')
+nvidia_lib=$(dirname "$(ls "$VENV"/lib/python3*/site-packages/nvidia/cu*/lib/libnvrtc.so.* | head -1)")
+cmake -S . -B cmake-build -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+  -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DCUDA_nvrtc_LIBRARY="$(ls "$nvidia_lib"/libnvrtc.so.* | head -1)" \
+  >cmake.log 2>&1 || { tail -40 cmake.log; exit 1; }
 grep "pyinit:" cmake.log
-cmake --build cmake-build -j "$MAX_JOBS" >>cmake.log
-ctest --test-dir cmake-build --output-on-failure
+cmake --build cmake-build -j "$MAX_JOBS" >>cmake.log 2>&1 || { tail -40 cmake.log; exit 1; }
+LD_LIBRARY_PATH="$nvidia_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ctest --test-dir cmake-build --output-on-failure
 step "OK"
