@@ -11,8 +11,8 @@ import torch
 
 from .contenders import DTYPES, INITIALIZERS, available_streams
 from .environment import environment, header_lines
-from .report import issue2_summary, table_lines, write_json, write_plots
-from .sections import Plan, count_groups, run_issue2, run_plan
+from .report import headline_summary, table_lines, write_json, write_plots
+from .sections import Plan, count_groups, run_headline, run_plan
 from .timing import Progress, Settings
 
 SECTIONS = ("sweep", "threads", "small", "model")
@@ -53,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="pyinit vs torch.nn.init (and the fill_ ceiling): table, JSON and plots.",
     )
-    p.add_argument("--preset", choices=("default", "full", "issue2"), default="default",
+    p.add_argument("--preset", choices=("default", "full", "headline"), default="default",
                    help="default: small CPU sweep (+GPU when present); full: 2^10..2^26 CPU / "
-                   "2^30 GPU; issue2: issue 2's done-when figures on CPU")
+                   "2^30 GPU; headline: the headline CPU figures (2^24 float32, side by side)")
     p.add_argument("--quick", action="store_true",
                    help="smallest sizes, few repeats, scaled-down model on CPU (smoke run)")
     p.add_argument("--initializers", type=_csv, help="comma-separated (default: all)")
@@ -98,9 +98,9 @@ def _settings(device: str, args: argparse.Namespace) -> Settings:
 def resolve(args: argparse.Namespace) -> tuple[Plan, list[dict]]:
     """The Plan of this command line, and what was asked for but cannot run here."""
     skipped: list[dict] = []
-    issue2 = args.preset == "issue2"
+    headline = args.preset == "headline"
     devices = _choices(args.devices or ["cpu", "cuda"], ("cpu", "cuda"), "device")
-    if issue2:
+    if headline:
         devices = ["cpu"]
     if "cuda" in devices and not torch.cuda.is_available():
         devices = [d for d in devices if d != "cuda"]
@@ -117,7 +117,7 @@ def resolve(args: argparse.Namespace) -> tuple[Plan, list[dict]]:
     threads = [int(t) for t in args.threads] if args.threads else sorted({1, cores})
     plan = Plan(
         devices=devices,
-        dtypes=_choices(args.dtypes or (["float32"] if args.quick or issue2 else
+        dtypes=_choices(args.dtypes or (["float32"] if args.quick or headline else
                                         ["float32", "bfloat16"]), DTYPES, "dtype"),
         sizes=sizes,
         initializers=_choices(args.initializers or list(INITIALIZERS), INITIALIZERS,
@@ -151,7 +151,7 @@ def _config(plan: Plan, args: argparse.Namespace) -> dict:
         "small_params": plan.small_params,
         "model_scale": {d: plan.model_scale[d] for d in plan.devices},
         "orthogonal_max": plan.orthogonal_max,
-        "sections": ["issue2"] if args.preset == "issue2" else plan.sections,
+        "sections": ["headline"] if args.preset == "headline" else plan.sections,
         "compile": plan.use_compile,
         "settings": {d: vars(plan.settings[d]) for d in plan.devices},
     }
@@ -161,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     plan, skipped = resolve(args)
     env = environment()
-    if args.preset == "issue2":
+    if args.preset == "headline":
         progress = Progress(5, enabled=not args.no_progress)
         sparse = Settings(warmup=1, repeats=3, min_batch_s=0.0, slow_s=1e9, min_repeats=1)
         if args.quick:
             sparse.repeats = 1
-        rows = run_issue2(plan, progress, sparse)
+        rows = run_headline(plan, progress, sparse)
     else:
         progress = Progress(count_groups(plan), enabled=not args.no_progress)
         rows = run_plan(plan, progress)
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         env["load_average_end"] = list(os.getloadavg())
 
     lines = table_lines(header_lines(env), rows, skipped)
-    if args.preset == "issue2":
-        lines += issue2_summary(rows)
+    if args.preset == "headline":
+        lines += headline_summary(rows)
     print("\n".join(lines), flush=True)
 
     stem = args.tag or ("quick" if args.quick and args.preset == "default" else args.preset)

@@ -17,7 +17,7 @@ _SECTION_TITLES = {
     "threads": "CPU threads",
     "small": "many small tensors (nn.Linear(256, 256).reset_parameters per layer)",
     "model": "model construction (LLaMA-7B decoder layer linears, no bias)",
-    "issue2": "issue 2 done-when (CPU, float32)",
+    "headline": "headline figures (CPU, float32)",
 }
 
 
@@ -32,11 +32,11 @@ def fmt_time(seconds: float | None) -> str:
 
 def fmt_elements(row: dict) -> str:
     numel = row["numel"]
-    if row["section"] in ("issue2", "sweep", "threads") and numel & (numel - 1) == 0:
+    if row["section"] in ("headline", "sweep", "threads") and numel & (numel - 1) == 0:
         text = f"2^{int(math.log2(numel))}"
         shape = row["shape"]
         return f"{shape[0]}x{shape[1]}" if row["initializer"] == "sparse_" and \
-            row["section"] == "issue2" else text
+            row["section"] == "headline" else text
     return f"{numel / 1e6:.3g}M" if numel >= 1e6 else f"{numel:,}"
 
 
@@ -96,7 +96,7 @@ def table_lines(header: list[str], rows: list[dict], skipped: list[dict]) -> lis
     return lines
 
 
-def issue2_summary(rows: list[dict]) -> list[str]:
+def headline_summary(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
         if row.get("target_speedup") and row["speedup"] is not None:
@@ -105,7 +105,7 @@ def issue2_summary(rows: list[dict]) -> list[str]:
                 f"{row['initializer']:<16} {row['contender']} vs {row['baseline']}: "
                 f"{row['speedup']:.2f}x (target >= {row['target_speedup']:g}x: {verdict})"
             )
-    return ["", "issue 2 summary:", *lines] if lines else []
+    return ["", "headline summary:", *lines] if lines else []
 
 
 def write_json(path: Path, env: dict, config: dict, rows: list[dict], skipped: list[dict]) -> None:
@@ -123,8 +123,8 @@ def _pyplot():
 
 
 def write_bar_plot(out: Path, stem: str, rows: list[dict]) -> list[Path]:
-    """issue 2's figures as bars: GB/s written per contender, one group per initializer."""
-    rows = [r for r in rows if r["section"] == "issue2" and r["gbps"]]
+    """The headline figures as bars: GB/s written per contender, one group per initializer."""
+    rows = [r for r in rows if r["section"] == "headline" and r["gbps"]]
     if not rows:
         return []
     plt = _pyplot()
@@ -148,7 +148,7 @@ def write_bar_plot(out: Path, stem: str, rows: list[dict]) -> list[Path]:
     ax.set_yscale("log")
     ax.set_ylim(top=ax.get_ylim()[1] * 8)
     ax.set_ylabel("GB/s written")
-    ax.set_title("issue 2 done-when, CPU float32 (black: fill_ ceiling, blue: baseline, "
+    ax.set_title("headline figures, CPU float32 (black: fill_ ceiling, blue: baseline, "
                  "orange/red: pyinit torch/philox)", fontsize=10)
     ax.grid(True, axis="y", which="both", alpha=0.25)
     fig.tight_layout()

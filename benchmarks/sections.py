@@ -1,4 +1,4 @@
-"""The benchmark sections: size sweep, CPU threads, many small tensors, model construction, issue 2.
+"""The benchmark sections: size sweep, CPU threads, many small tensors, model build, headline.
 
 Each section builds groups of contenders that write the same tensors, times a group with
 timing.measure, and turns it into rows (one per contender) with the derived figures: GB/s written,
@@ -27,15 +27,15 @@ from .timing import Contender, Progress, Settings, measure
 # Initializers of the thread-count section (the memory-bound draws; the rest scale the same way).
 THREAD_INITIALIZERS = ("uniform_", "normal_", "masked_uniform_")
 
-# issue 2's "Done when": speedup of pyinit (torch stream) over the baseline, CPU, 2^24 float32.
-ISSUE2_TARGETS = {
+# The headline figures: speedup of pyinit (torch stream) over the baseline, CPU, 2^24 float32.
+HEADLINE_TARGETS = {
     "masked_uniform_": 4.0,
     "trunc_normal_": 4.0,
     "uniform_": 2.0,
     "normal_": 2.0,
     "sparse_": 10.0,
 }
-ISSUE2_SPARSE_SHAPE = (1024, 65536)
+HEADLINE_SPARSE_SHAPE = (1024, 65536)
 
 
 @dataclass
@@ -242,20 +242,20 @@ def run_model(device: str, plan: Plan, progress: Progress) -> list[dict]:
     return group_rows("model", meta, contenders, device, plan.settings[device], numel * 4)
 
 
-def run_issue2(plan: Plan, progress: Progress, sparse_settings: Settings) -> list[dict]:
-    """issue 2's Done-when on CPU: 2^24 float32 elements side by side, sparse_ on 1024x65536."""
+def run_headline(plan: Plan, progress: Progress, sparse_settings: Settings) -> list[dict]:
+    """The headline CPU figures: 2^24 float32 elements side by side, sparse_ on 1024x65536."""
     rows = []
     for name in ("masked_uniform_", "trunc_normal_", "uniform_", "normal_", "sparse_"):
-        progress.step(f"issue2 {name}")
+        progress.step(f"headline {name}")
         if name == "sparse_":
-            group = initializer_group("issue2", name, ISSUE2_SPARSE_SHAPE, "float32", "cpu", plan,
-                                      sparse_settings)
+            group = initializer_group("headline", name, HEADLINE_SPARSE_SHAPE, "float32", "cpu",
+                                      plan, sparse_settings)
         else:
             shape = shape_for(name, 1 << 24)
-            group = initializer_group("issue2", name, shape, "float32", "cpu", plan)
+            group = initializer_group("headline", name, shape, "float32", "cpu", plan)
         for row in group:
             if row["stream"] == "torch" or (row["role"] == "pyinit" and row["stream"] is None):
-                target = ISSUE2_TARGETS[name]
+                target = HEADLINE_TARGETS[name]
                 row["target_speedup"] = target
                 row["target_met"] = bool(row["speedup"] and row["speedup"] >= target)
         rows += group
