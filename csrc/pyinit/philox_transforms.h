@@ -317,11 +317,12 @@ PYINIT_INLINE double philox_normal_cdf(double x) {
   return dmul_rn(0.5, philox_erfc(dmul_rn(-x, 0.70710678118654752440)));
 }
 
-// Inverse of the standard normal CDF: Acklam's rational approximation refined by one Halley step (skipped when
-// the approximation is infinite, p = 0 or 1). The step's e^(x^2/2) is taken as e^(x^2/4) squared, so that it
-// stays finite down to p ~ 1e-320.
+// Inverse of the standard normal CDF: Acklam's rational approximation refined by one Halley step; -inf for
+// p <= 0, inf for p >= 1 (a window beyond Phi's range, |x| > 38.5, is clamped to its bound by the caller). The
+// step's e^(x^2/2) is taken as e^(x^2/4) squared, so that it stays finite down to p ~ 1e-320.
 PYINIT_INLINE double philox_ndtri(double p) {
   const double plow = 0.02425, phigh = dadd_rn(1.0, -plow);
+  if (!(p > 0.0 && p < 1.0)) return p >= 1.0 ? kPhiloxInf : -kPhiloxInf;
   double x;
   if (p < plow || p > phigh) {
     const double tn[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
@@ -346,7 +347,6 @@ PYINIT_INLINE double philox_ndtri(double p) {
     for (int i = 1; i < 6; ++i) den = dadd_rn(dmul_rn(den, r), cd[i]);
     x = ddiv_rn(dmul_rn(num, q), den);
   }
-  if (!(std::fabs(x) < kPhiloxInf)) return x;
   const double e = dadd_rn(philox_normal_cdf(x), -p);
   const double h = philox_exp(dmul_rn(dmul_rn(x, x), 0.25));
   const double u = dmul_rn(dmul_rn(dmul_rn(e, kPhiloxSqrt2Pi), h), h);

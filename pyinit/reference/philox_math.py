@@ -16,6 +16,7 @@ __all__ = ["log", "exp", "sin_reduced", "cos_reduced", "erfc", "normal_cdf", "nd
 
 # ---- coefficients (python3 tools/philox_math_coeffs.py) ------------------------------------------
 
+# fmt: off
 _LN2_HI = 0.6931471805598903
 _LN2_LO = 5.497923018708371e-14
 _INV_LN2 = 1.4426950408889634
@@ -211,6 +212,7 @@ _ERFCX_COEFFS = [  # per interval: a_0 (hi), a_0 (lo), a_1 .. a_17
         -5.753542765586958e-27
     ],
 ]
+# fmt: on
 
 _ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2^52: (t + M) - M rounds t to an integer
 _TWO_54 = 18014398509481984.0
@@ -407,8 +409,11 @@ def _poly(coeffs, x, last=None):
 
 
 def ndtri(p) -> np.ndarray:
-    """philox_ndtri: Acklam's rational approximation, then one Halley step (on finite x)."""
-    p = _f64(p)
+    """philox_ndtri: Acklam's rational approximation, then one Halley step; -inf for p <= 0, inf
+    for p >= 1."""
+    p0 = _f64(p)
+    inside = (p0 > 0.0) & (p0 < 1.0)
+    p = np.where(inside, p0, 0.5)
     phigh = 1.0 - _PLOW
     lower = p < _PLOW
     tail = lower | (p > phigh)
@@ -420,10 +425,8 @@ def ndtri(p) -> np.ndarray:
         r = qc * qc
         xc = (_poly(_MID_NUM, r) * qc) / _poly(_MID_DEN, r, 1.0)
         x = np.where(tail, xt, xc)
-        finite = np.abs(x) < np.inf
-        xs = np.where(finite, x, 0.0)
-        e = normal_cdf(xs) - np.where(finite, p, 0.5)
-        h = exp(xs * xs * 0.25)
+        e = normal_cdf(x) - p
+        h = exp(x * x * 0.25)
         u = ((e * _SQRT_2PI) * h) * h
-        refined = xs - u / (1.0 + (xs * u) * 0.5)
-    return np.where(finite, refined, x)
+        refined = x - u / (1.0 + (x * u) * 0.5)
+    return np.where(inside, refined, np.where(p0 >= 1.0, np.inf, -np.inf))
