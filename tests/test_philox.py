@@ -177,6 +177,19 @@ def test_normal_cdf_and_ndtri_are_accurate():
     assert pm.ndtri(np.array([0.0, 1.0])).tolist() == [-np.inf, np.inf]
 
 
+def test_math_tables_are_the_tools_output():
+    """The coefficient tables of philox_math.h and philox_math.py are what
+    tools/philox_math_coeffs.py derives."""
+    pytest.importorskip("mpmath")
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    result = subprocess.run(
+        [sys.executable, os.path.join(tool, "philox_math_coeffs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 _ORACLE_SCRIPT = """
 import sys, numpy as np
 from pyinit.reference import philox_numpy as ref

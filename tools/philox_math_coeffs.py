@@ -1,22 +1,26 @@
 """Derives the coefficients of csrc/pyinit/philox_math.h (and pyinit/reference/philox_math.py).
 
-Every coefficient is a Taylor coefficient, computed exactly (rationals) or with mpmath at 60 digits and
-then rounded once to the nearest double:
+Every coefficient is a Taylor coefficient, computed exactly (rationals) or with mpmath at 60
+digits and then rounded once to the nearest double:
   * log: 2 atanh(s) = 2 s + sum_{n>=1} 2 s^(2n+1) / (2n + 1), |s| <= 3 - 2 sqrt(2) ~ 0.1716;
   * exp: sum r^n / n!, |r| <= ln(2) / 2;
   * sin, cos: the alternating factorial series on [0, pi/4];
   * erf (|y| < 1/2): 2/sqrt(pi) sum (-1)^n y^(2n+1) / (n! (2n + 1));
-  * erfcx(y) = exp(y^2) erfc(y) on [1/2, 28): piecewise Taylor polynomials about the midpoint c of each
-    interval. erfcx solves g' = 2 y g - 2/sqrt(pi), so with a_n = g^(n)(c) / n!:
-        a_0 = erfcx(c) (mpmath), a_1 = 2 c a_0 - 2/sqrt(pi), a_(n+1) = (2 c a_n + 2 a_(n-1)) / (n + 1).
+  * erfcx(y) = exp(y^2) erfc(y) on [1/2, 28): piecewise Taylor polynomials about the midpoint c
+    of each interval. erfcx solves g' = 2 y g - 2/sqrt(pi), so with a_n = g^(n)(c) / n!:
+        a_0 = erfcx(c) (mpmath), a_1 = 2 c a_0 - 2/sqrt(pi),
+        a_(n+1) = (2 c a_n + 2 a_(n-1)) / (n + 1).
     The intervals are chosen greedily so that ERFCX_TERMS terms leave a tail below 2^-60 relative.
 
-Run: python3 tools/philox_math_coeffs.py [--cpp | --python]; prints the tables (and the tail bounds).
+Run: python3 tools/philox_math_coeffs.py --cpp | --python prints the tables of the header / the
+NumPy mirror; with --check (the default) it checks that both files hold exactly those tables.
 """
 
 from __future__ import annotations
 
+import pathlib
 import sys
+import textwrap
 from fractions import Fraction
 
 import mpmath as mp
@@ -100,7 +104,7 @@ def erfcx_intervals() -> list[float]:
 
 def erfcx_table(points) -> list[tuple[float, list[float]]]:
     rows = []
-    for lo, hi in zip(points, points[1:]):
+    for lo, hi in zip(points, points[1:], strict=False):
         c = (lo + hi) / 2  # exact: breakpoints are multiples of 1/4
         a = _erfcx_taylor(mp.mpf(c), ERFCX_TERMS)[:ERFCX_TERMS]
         # a_0 as a sum of two doubles (hi, lo), then a_1 .. a_(N-1)
@@ -108,46 +112,83 @@ def erfcx_table(points) -> list[tuple[float, list[float]]]:
     return rows
 
 
-def _fmt(x: float) -> str:
-    return repr(float(x))
+def _wrap(vals, indent: str, width: int) -> list[str]:
+    return textwrap.wrap(", ".join(repr(float(v)) for v in vals), width - len(indent))
 
 
-def main() -> None:
-    mode = sys.argv[1] if len(sys.argv) > 1 else "--python"
+def python_tables() -> str:
+    """The coefficient block of pyinit/reference/philox_math.py (between fmt: off / fmt: on)."""
+
+    def block(name, vals, indent=""):
+        head = f"{indent}{name} = [" if name else f"{indent}["
+        body = [f"{indent}    {line}" for line in _wrap(vals, indent + "    ", 100)]
+        return "\n".join([head, *body, f"{indent}]" + ("" if name else ",")]) + "\n"
+
+    out = "".join(f"_{k} = {v!r}\n" for k, v in constants().items())
+    for name, vals in _scalar_tables().items():
+        out += block(f"_{name}_COEFFS", vals)
     points = erfcx_intervals()
     table = erfcx_table(points)
-    scalar = {
+    out += block("_ERFCX_BREAKS", points) + block("_ERFCX_CENTERS", [c for c, _ in table])
+    out += "_ERFCX_COEFFS = [  # per interval: a_0 (hi), a_0 (lo), a_1 .. a_17\n"
+    out += "".join(block(None, cs, "    ") for _, cs in table) + "]\n"
+    return out
+
+
+def cpp_tables() -> str:
+    """The coefficient block of csrc/pyinit/philox_math.h."""
+
+    def macro(name, vals):
+        lines = _wrap(vals, "    ", 118)
+        return f"#define {name} \\\n" + " \\\n".join("    " + line for line in lines) + "\n"
+
+    out = "".join(
+        f"constexpr double kPhilox{k.title().replace('_', '')} = {v!r};\n"
+        for k, v in constants().items()
+    )
+    for name, vals in _scalar_tables().items():
+        out += macro(f"PYINIT_PHILOX_{name}_F64_COEFFS", vals)
+    points = erfcx_intervals()
+    table = erfcx_table(points)
+    out += f"constexpr int kPhiloxErfcxIntervals = {len(table)};\n"
+    out += f"constexpr int kPhiloxErfcxTerms = {ERFCX_TERMS};\n"
+    out += macro("PYINIT_PHILOX_ERFCX_BREAKS", points)
+    out += macro("PYINIT_PHILOX_ERFCX_CENTERS", [c for c, _ in table])
+    rows = []
+    for _, cs in table:
+        lines = _wrap(cs, "     ", 118)
+        rows.append("    {" + " \\\n     ".join(lines) + "}")
+    return out + "#define PYINIT_PHILOX_ERFCX_COEFFS \\\n" + ", \\\n".join(rows) + "\n"
+
+
+def _scalar_tables() -> dict[str, list[float]]:
+    return {
         "LOG": log_coeffs(),
         "EXP": exp_coeffs(),
         "SIN": sin_coeffs(),
         "COS": cos_coeffs(),
         "ERF": erf_coeffs(),
     }
+
+
+def main() -> None:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "--check"
+    root = pathlib.Path(__file__).resolve().parent.parent
     if mode == "--cpp":
-        for name, v in constants().items():
-            print(f"constexpr double k{name.title().replace('_', '')} = {_fmt(v)};")
-        for name, cs in scalar.items():
-            print(f"#define PYINIT_PHILOX_{name}_F64_COEFFS " + ", ".join(_fmt(c) for c in cs))
-        print(f"constexpr int kErfcxIntervals = {len(table)};")
-        print("// breakpoints")
-        print(", ".join(_fmt(p) for p in points))
-        print("// centers")
-        print(", ".join(_fmt(c) for c, _ in table))
-        for _, cs in table:
-            print("{" + ", ".join(_fmt(x) for x in cs) + "},")
-    else:
-        for name, v in constants().items():
-            print(f"_{name} = {_fmt(v)}")
-        for name, cs in scalar.items():
-            print(f"_{name}_COEFFS = [" + ", ".join(_fmt(c) for c in cs) + "]")
-        print("_ERFCX_BREAKS = [" + ", ".join(_fmt(p) for p in points) + "]")
-        print("_ERFCX_CENTERS = [" + ", ".join(_fmt(c) for c, _ in table) + "]")
-        print("_ERFCX_COEFFS = [")
-        for _, cs in table:
-            print("    [" + ", ".join(_fmt(x) for x in cs) + "],")
-        print("]")
-    worst = max(_tail(lo, hi) for lo, hi in zip(points, points[1:]))
-    print(f"# erfcx: {len(table)} intervals, worst relative tail {float(worst):.2e}", file=sys.stderr)
+        print(cpp_tables(), end="")
+    elif mode == "--python":
+        print(python_tables(), end="")
+    else:  # --check: the committed tables are this script's output
+        ok = cpp_tables() in (root / "csrc/pyinit/philox_math.h").read_text()
+        ok &= python_tables() in (root / "pyinit/reference/philox_math.py").read_text()
+        print("philox_math_coeffs: tables " + ("match" if ok else "DIFFER"))
+        sys.exit(0 if ok else 1)
+    points = erfcx_intervals()
+    worst = max(_tail(lo, hi) for lo, hi in zip(points, points[1:], strict=False))
+    print(
+        f"# erfcx: {len(points) - 1} intervals, worst relative tail {float(worst):.2e}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

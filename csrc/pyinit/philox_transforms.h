@@ -263,7 +263,8 @@ PYINIT_INLINE float philox_normal_float(const Philox4x32Counter& words, int slot
 // ---- normal (double) -----------------------------------------------------------------------------------------
 
 // Double: one pair per block, u1 from (x, y), u2 from (z, w) (53 bits each); slot 0 = cos, slot 1 = sin.
-PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& words, int slot) {
+PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& words, double* z_cos,
+                                                      double* z_sin) {
   const uint64_t k1 = ((static_cast<uint64_t>(words.x) << 32) | words.y) >> 11;
   const double u1 = dmul_rn(static_cast<double>(k1 + 1), 1.1102230246251565e-16);  // (0, 1]
   const double radius = dsqrt_rn(dmul_rn(-2.0, philox_log(u1)));
@@ -287,7 +288,14 @@ PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& word
     case 2: cos_t = -c; sin_t = -s; break;
     default: cos_t = s; sin_t = -c; break;
   }
-  return dmul_rn(radius, slot ? sin_t : cos_t);
+  *z_cos = dmul_rn(radius, cos_t);
+  *z_sin = dmul_rn(radius, sin_t);
+}
+
+PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& words, int slot) {
+  double z_cos, z_sin;
+  philox_standard_normal_double_pair(words, &z_cos, &z_sin);
+  return slot ? z_sin : z_cos;
 }
 
 // ---- truncated normal ----------------------------------------------------------------------------------------
