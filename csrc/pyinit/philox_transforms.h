@@ -292,10 +292,23 @@ PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& w
   *z_sin = dmul_rn(radius, sin_t);
 }
 
+// One value of the pair (the same bits as philox_standard_normal_double_pair): only the sine or the cosine
+// that the slot, the quadrant and the swap select is evaluated.
 PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& words, int slot) {
-  double z_cos, z_sin;
-  philox_standard_normal_double_pair(words, &z_cos, &z_sin);
-  return slot ? z_sin : z_cos;
+  const uint64_t k1 = ((static_cast<uint64_t>(words.x) << 32) | words.y) >> 11;
+  const double u1 = dmul_rn(static_cast<double>(k1 + 1), 1.1102230246251565e-16);  // (0, 1]
+  const double radius = dsqrt_rn(dmul_rn(-2.0, philox_log(u1)));
+  const uint64_t k2 = ((static_cast<uint64_t>(words.z) << 32) | words.w) >> 11;
+  const int quadrant = static_cast<int>(k2 >> 51);
+  const uint64_t fraction = k2 & ((uint64_t{1} << 51) - 1);
+  const bool swap = fraction > (uint64_t{1} << 50);
+  const double f = dmul_rn(static_cast<double>(fraction), 4.4408920985006262e-16);  // * 2^-51
+  const double angle = dmul_rn(swap ? dadd_rn(1.0, -f) : f, 1.5707963267948966);
+  // cos_t is (c, -s, -c, s)[quadrant], sin_t is (s, c, -s, -c)[quadrant], with (s, c) swapped when `swap`
+  const bool use_c = ((slot ^ quadrant) & 1) == 0;
+  const double v = use_c == swap ? philox_sin_reduced(angle) : philox_cos_reduced(angle);
+  const bool negative = slot ? quadrant >= 2 : (quadrant == 1 || quadrant == 2);
+  return dmul_rn(radius, negative ? -v : v);
 }
 
 // ---- truncated normal ----------------------------------------------------------------------------------------
