@@ -166,6 +166,13 @@ void fill_values(const PhiloxCall& call, PhiloxFloatTileFn tile_fn, char* base, 
         [&](int64_t li, uint64_t tile) {
           for (int b = 0; b < 8; ++b) {
             const Philox4x32Counter w = philox_block(call.key, call.offset, tile * 8 + b, 0);
+            if (call.kind == PhiloxKind::kNormal) {  // the block's pair: one log, one sin/cos
+              double z_cos, z_sin;
+              philox_standard_normal_double_pair(w, &z_cos, &z_sin);
+              out[li + b] = dadd_rn(dmul_rn(z_cos, call.std), call.mean);
+              out[li + 8 + b] = dadd_rn(dmul_rn(z_sin, call.std), call.mean);
+              continue;
+            }
             out[li + b] = double_value(call, w, 0);
             out[li + 8 + b] = double_value(call, w, 1);
           }

@@ -14,9 +14,10 @@
 // slot j / 8. This lets a SIMD or GPU lane that owns one block store 8-element runs. `stream` is 0 except for
 // trunc_normal_ (the rejection round) and philox_bits_ (a caller-chosen tag).
 // Every float operation below is one IEEE operation rounded to nearest (no contraction: the CPU build uses
-// -ffp-contract=off, the CUDA code uses __fmul_rn/__fadd_rn), so the float32 transforms give the same bits on
-// every device and in NumPy. Only the double-precision transcendental transforms (normal_ and trunc_normal_ on
-// float64, and the inverse-CDF trunc_normal_) call libm / CUDA math and may differ by an ulp or two.
+// -ffp-contract=off, the CUDA code uses __fmul_rn/__fadd_rn/__dmul_rn/...), so every transform gives the same
+// bits on every device and in NumPy. The double-precision transcendental functions (float64 normal_, the
+// inverse-CDF trunc_normal_ of every dtype) are pyinit's own, built from those operations: see
+// Note [philox double math] in philox_math.h.
 
 #include <cmath>
 #include <cstdint>
@@ -24,6 +25,7 @@
 
 #include "macros.h"
 #include "philox.h"
+#include "philox_math.h"
 
 namespace pyinit {
 
@@ -65,21 +67,6 @@ PYINIT_INLINE float fadd_rn(float a, float b) {
   return a + b;
 #endif
 }
-PYINIT_INLINE double dmul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYINIT_INLINE double dadd_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
 PYINIT_INLINE uint32_t float_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof(u));
@@ -276,10 +263,11 @@ PYINIT_INLINE float philox_normal_float(const Philox4x32Counter& words, int slot
 // ---- normal (double) -----------------------------------------------------------------------------------------
 
 // Double: one pair per block, u1 from (x, y), u2 from (z, w) (53 bits each); slot 0 = cos, slot 1 = sin.
-PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& words, int slot) {
+PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& words, double* z_cos,
+                                                      double* z_sin) {
   const uint64_t k1 = ((static_cast<uint64_t>(words.x) << 32) | words.y) >> 11;
   const double u1 = dmul_rn(static_cast<double>(k1 + 1), 1.1102230246251565e-16);  // (0, 1]
-  const double radius = sqrt(dmul_rn(-2.0, log(u1)));
+  const double radius = dsqrt_rn(dmul_rn(-2.0, philox_log(u1)));
   const uint64_t k2 = ((static_cast<uint64_t>(words.z) << 32) | words.w) >> 11;  // 53 bits
   const uint64_t quadrant = k2 >> 51;
   const uint64_t fraction = k2 & ((uint64_t{1} << 51) - 1);
@@ -287,7 +275,7 @@ PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& word
   const double f = dmul_rn(static_cast<double>(fraction), 4.4408920985006262e-16);  // * 2^-51
   const double g = swap ? dadd_rn(1.0, -f) : f;
   const double angle = dmul_rn(g, 1.5707963267948966);
-  double s = sin(angle), c = cos(angle);
+  double s = philox_sin_reduced(angle), c = philox_cos_reduced(angle);  // angle in [0, pi/4]
   if (swap) {
     const double t = s;
     s = c;
@@ -300,7 +288,27 @@ PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& word
     case 2: cos_t = -c; sin_t = -s; break;
     default: cos_t = s; sin_t = -c; break;
   }
-  return dmul_rn(radius, slot ? sin_t : cos_t);
+  *z_cos = dmul_rn(radius, cos_t);
+  *z_sin = dmul_rn(radius, sin_t);
+}
+
+// One value of the pair (the same bits as philox_standard_normal_double_pair): only the sine or the cosine
+// that the slot, the quadrant and the swap select is evaluated.
+PYINIT_INLINE double philox_standard_normal_double(const Philox4x32Counter& words, int slot) {
+  const uint64_t k1 = ((static_cast<uint64_t>(words.x) << 32) | words.y) >> 11;
+  const double u1 = dmul_rn(static_cast<double>(k1 + 1), 1.1102230246251565e-16);  // (0, 1]
+  const double radius = dsqrt_rn(dmul_rn(-2.0, philox_log(u1)));
+  const uint64_t k2 = ((static_cast<uint64_t>(words.z) << 32) | words.w) >> 11;
+  const int quadrant = static_cast<int>(k2 >> 51);
+  const uint64_t fraction = k2 & ((uint64_t{1} << 51) - 1);
+  const bool swap = fraction > (uint64_t{1} << 50);
+  const double f = dmul_rn(static_cast<double>(fraction), 4.4408920985006262e-16);  // * 2^-51
+  const double angle = dmul_rn(swap ? dadd_rn(1.0, -f) : f, 1.5707963267948966);
+  // cos_t is (c, -s, -c, s)[quadrant], sin_t is (s, c, -s, -c)[quadrant], with (s, c) swapped when `swap`
+  const bool use_c = ((slot ^ quadrant) & 1) == 0;
+  const double v = use_c == swap ? philox_sin_reduced(angle) : philox_cos_reduced(angle);
+  const bool negative = slot ? quadrant >= 2 : (quadrant == 1 || quadrant == 2);
+  return dmul_rn(radius, negative ? -v : v);
 }
 
 // ---- truncated normal ----------------------------------------------------------------------------------------
@@ -325,37 +333,52 @@ struct PhiloxTruncParams {
   bool rejection;
 };
 
-PYINIT_INLINE double philox_normal_cdf(double x) { return 0.5 * erfc(-x * 0.70710678118654752440); }
+// Phi(x) = erfc(-x / sqrt(2)) / 2.
+PYINIT_INLINE double philox_normal_cdf(double x) {
+  return dmul_rn(0.5, philox_erfc(dmul_rn(-x, 0.70710678118654752440)));
+}
 
-// Inverse of the standard normal CDF: Acklam's rational approximation refined by one Halley step.
+// Inverse of the standard normal CDF: Acklam's rational approximation refined by one Halley step; -inf for
+// p <= 0, inf for p >= 1 (a window beyond Phi's range, |x| > 38.5, is clamped to its bound by the caller). The
+// step's e^(x^2/2) is taken as e^(x^2/4) squared, so that it stays finite down to p ~ 1e-320.
 PYINIT_INLINE double philox_ndtri(double p) {
-  const double plow = 0.02425;
+  const double plow = 0.02425, phigh = dadd_rn(1.0, -plow);
+  if (!(p > 0.0 && p < 1.0)) return p >= 1.0 ? kPhiloxInf : -kPhiloxInf;
   double x;
-  if (p < plow || p > 1.0 - plow) {
-    const double q = sqrt(-2.0 * log(p < plow ? p : 1.0 - p));
-    x = (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e+00) * q -
-           2.549732539343734e+00) * q + 4.374664141464968e+00) * q + 2.938163982698783e+00) /
-        ((((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e+00) * q +
-          3.754408661907416e+00) * q + 1.0);
-    if (p > 1.0 - plow) x = -x;
+  if (p < plow || p > phigh) {
+    const double tn[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                         -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
+    const double td[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                         3.754408661907416e+00, 1.0};
+    const double q = dsqrt_rn(dmul_rn(-2.0, philox_log(p < plow ? p : dadd_rn(1.0, -p))));
+    double num = tn[0], den = td[0];
+    for (int i = 1; i < 6; ++i) num = dadd_rn(dmul_rn(num, q), tn[i]);
+    for (int i = 1; i < 5; ++i) den = dadd_rn(dmul_rn(den, q), td[i]);
+    x = ddiv_rn(num, den);
+    if (p > phigh) x = -x;
   } else {
-    const double q = p - 0.5;
-    const double r = q * q;
-    x = (((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r +
-           1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * q /
-        (((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r +
-           6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1.0);
+    const double cn[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                         1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
+    const double cd[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                         6.680131188771972e+01,  -1.328068155288572e+01, 1.0};
+    const double q = dadd_rn(p, -0.5);
+    const double r = dmul_rn(q, q);
+    double num = cn[0], den = cd[0];
+    for (int i = 1; i < 6; ++i) num = dadd_rn(dmul_rn(num, r), cn[i]);
+    for (int i = 1; i < 6; ++i) den = dadd_rn(dmul_rn(den, r), cd[i]);
+    x = ddiv_rn(dmul_rn(num, q), den);
   }
-  const double e = philox_normal_cdf(x) - p;
-  const double u = e * 2.50662827463100050242 * exp(x * x * 0.5);
-  return x - u / (1.0 + x * u * 0.5);
+  const double e = dadd_rn(philox_normal_cdf(x), -p);
+  const double h = philox_exp(dmul_rn(dmul_rn(x, x), 0.25));
+  const double u = dmul_rn(dmul_rn(dmul_rn(e, kPhiloxSqrt2Pi), h), h);
+  return dadd_rn(x, -ddiv_rn(u, dadd_rn(1.0, dmul_rn(dmul_rn(x, u), 0.5))));
 }
 
 PYINIT_INLINE double philox_trunc_icdf(double u, const PhiloxTruncParams& t) {
-  double z = philox_ndtri(t.p_alpha + u * t.p_span);
+  double z = philox_ndtri(dadd_rn(t.p_alpha, dmul_rn(u, t.p_span)));
   z = z < t.alpha ? t.alpha : (z > t.beta ? t.beta : z);
   if (t.mirrored) z = -z;
-  double v = t.mean + t.std * z;
+  const double v = dadd_rn(t.mean, dmul_rn(t.std, z));
   return v < t.a ? t.a : (v > t.b ? t.b : v);
 }
 
@@ -366,8 +389,8 @@ inline PhiloxTruncParams philox_trunc_params(double mean, double std, double a, 
   t.std = std;
   t.a = a;
   t.b = b;
-  double alpha = (a - mean) / std, beta = (b - mean) / std;
-  const double p = philox_normal_cdf(beta) - philox_normal_cdf(alpha);
+  double alpha = ddiv_rn(dadd_rn(a, -mean), std), beta = ddiv_rn(dadd_rn(b, -mean), std);
+  const double p = dadd_rn(philox_normal_cdf(beta), -philox_normal_cdf(alpha));
   t.rejection = p > 0.3;
   t.mirrored = alpha > 0;
   if (t.mirrored) {
@@ -378,7 +401,7 @@ inline PhiloxTruncParams philox_trunc_params(double mean, double std, double a, 
   t.alpha = alpha;
   t.beta = beta;
   t.p_alpha = philox_normal_cdf(alpha);
-  t.p_span = philox_normal_cdf(beta) - t.p_alpha;
+  t.p_span = dadd_rn(philox_normal_cdf(beta), -t.p_alpha);
   return t;
 }
 
@@ -391,7 +414,7 @@ PYINIT_INLINE double philox_trunc_normal_value(uint64_t key, uint64_t offset, ui
     const Philox4x32Counter w = philox_block(key, offset, tile.block, 0);
     const uint32_t hi = tile.slot ? w.z : w.x, lo = tile.slot ? w.w : w.y;
     const uint64_t k = ((static_cast<uint64_t>(hi) << 32) | lo) >> 11;
-    const double u = (static_cast<double>(k) + 0.5) * 1.1102230246251565e-16;
+    const double u = dmul_rn(dadd_rn(static_cast<double>(k), 0.5), 1.1102230246251565e-16);
     const double v = philox_trunc_icdf(u, t);
     return is_double ? v : static_cast<double>(round_to_dtype(static_cast<float>(v), dtype));
   }
@@ -409,7 +432,7 @@ PYINIT_INLINE double philox_trunc_normal_value(uint64_t key, uint64_t offset, ui
   }
   const Philox4x32Counter w = philox_block(key, offset, tile.block, kTruncRounds);
   const uint32_t word = philox_lane(w, is_double ? 2 * tile.slot : tile.slot);
-  const double v = philox_trunc_icdf((static_cast<double>(word) + 0.5) * 2.3283064365386963e-10, t);
+  const double v = philox_trunc_icdf(dmul_rn(dadd_rn(static_cast<double>(word), 0.5), 2.3283064365386963e-10), t);
   return is_double ? v : static_cast<double>(round_to_dtype(static_cast<float>(v), dtype));
 }
 

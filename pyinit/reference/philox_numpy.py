@@ -4,9 +4,11 @@ Every function takes the call's 64-bit `key` and `offset` and an array of global
 indices and returns the values the kernels write there: ``float32`` arrays for
 float32/float16/bfloat16 outputs (the values already rounded to the output dtype), ``float64`` for
 float64, ``uint32`` for raw words. The float32 transforms are written operation for operation as in
-csrc/pyinit/philox_transforms.h (NumPy rounds each float32 operation once and never contracts), so
-they agree bit for bit; the float64 transcendental ones use NumPy/libm and agree within an ulp or
-two. See docs/philox_stream.md for the definition.
+csrc/pyinit/philox_transforms.h (NumPy rounds each operation once and never contracts), so they
+agree bit for bit. The float64 ones (and the inverse CDF of every dtype) use pyinit's own ln, exp,
+sin, cos and erfc (pyinit/reference/philox_math.py, a mirror of csrc/pyinit/philox_math.h), built
+from +, -, *, / and sqrt only, so they agree bit for bit too, whatever CPU features NumPy uses.
+See docs/philox_stream.md for the definition.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from . import philox_math as pm
 
 __all__ = [
     "KAT",
@@ -280,7 +284,7 @@ def _standard_normal_float(words, slot):
 def _standard_normal_double(words, slot):
     k1 = ((words[0].astype(np.uint64) << np.uint64(32)) | words[1]) >> np.uint64(11)
     u1 = (k1 + np.uint64(1)).astype(np.float64) * 2.0**-53
-    radius = np.sqrt(-2.0 * np.log(u1))
+    radius = np.sqrt(-2.0 * pm.log(u1))
     k2 = ((words[2].astype(np.uint64) << np.uint64(32)) | words[3]) >> np.uint64(11)
     quadrant = k2 >> np.uint64(51)
     fraction = k2 & np.uint64((1 << 51) - 1)
@@ -288,7 +292,7 @@ def _standard_normal_double(words, slot):
     f = fraction.astype(np.float64) * 2.0**-51
     g = np.where(swap, 1.0 - f, f)
     angle = g * 1.5707963267948966
-    s0, c0 = np.sin(angle), np.cos(angle)
+    s0, c0 = pm.sin_reduced(angle), pm.cos_reduced(angle)
     s, c = np.where(swap, c0, s0), np.where(swap, s0, c0)
     cos_t = np.select([quadrant == 0, quadrant == 1, quadrant == 2], [c, -s, -c], s)
     sin_t = np.select([quadrant == 0, quadrant == 1, quadrant == 2], [s, c, -s], -c)
@@ -310,94 +314,15 @@ def normal(key, offset, i, mean, std, dtype="float32", stream=0):
 # ---- truncated normal ----------------------------------------------------------------------------
 
 TRUNC_ROUNDS = 64
-_erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _cdf(x):
-    return 0.5 * np.asarray(
-        _erfc(-np.asarray(x, dtype=np.float64) * 0.70710678118654752440), dtype=np.float64
-    )
-
-
-def ndtri(p: np.ndarray) -> np.ndarray:
-    """philox_ndtri: Acklam's approximation refined by one Halley step (double)."""
-    p = np.asarray(p, dtype=np.float64)
-    plow = 0.02425
-    tail = (p < plow) | (p > 1.0 - plow)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.sqrt(-2.0 * np.log(np.where(p < plow, p, 1.0 - p)))
-        xt = (
-            (
-                (
-                    (
-                        (-7.784894002430293e-03 * q - 3.223964580411365e-01) * q
-                        - 2.400758277161838e00
-                    )
-                    * q
-                    - 2.549732539343734e00
-                )
-                * q
-                + 4.374664141464968e00
-            )
-            * q
-            + 2.938163982698783e00
-        ) / (
-            (
-                ((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e00) * q
-                + 3.754408661907416e00
-            )
-            * q
-            + 1.0
-        )
-        xt = np.where(p > 1.0 - plow, -xt, xt)
-        qc = p - 0.5
-        r = qc * qc
-        xc = (
-            (
-                (
-                    (
-                        (
-                            (-3.969683028665376e01 * r + 2.209460984245205e02) * r
-                            - 2.759285104469687e02
-                        )
-                        * r
-                        + 1.383577518672690e02
-                    )
-                    * r
-                    - 3.066479806614716e01
-                )
-                * r
-                + 2.506628277459239e00
-            )
-            * qc
-            / (
-                (
-                    (
-                        (
-                            (-5.447609879822406e01 * r + 1.615858368580409e02) * r
-                            - 1.556989798598866e02
-                        )
-                        * r
-                        + 6.680131188771972e01
-                    )
-                    * r
-                    - 1.328068155288572e01
-                )
-                * r
-                + 1.0
-            )
-        )
-    x = np.where(tail, xt, xc)
-    e = _cdf(x) - p
-    u = e * 2.50662827463100050242 * np.exp(x * x * 0.5)
-    return x - u / (1.0 + x * u * 0.5)
+_cdf = pm.normal_cdf
+ndtri = pm.ndtri
 
 
 class TruncParams:
     def __init__(self, mean, std, a, b):
         self.mean, self.std, self.a, self.b = float(mean), float(std), float(a), float(b)
-        alpha, beta = (a - mean) / std, (b - mean) / std
-        p = float(_cdf(beta) - _cdf(alpha))
+        alpha, beta = (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
+        p = float(_cdf(beta)) - float(_cdf(alpha))
         self.rejection = p > 0.3
         self.mirrored = alpha > 0
         if self.mirrored:
