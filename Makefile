@@ -34,7 +34,7 @@ gpu-check: deps
 	PYTHON=$(PYTHON) .ci/gpu_check.sh
 
 lint:
-	ruff check pyinit tests benchmarks .ci
+	ruff check pyinit tests benchmarks tools .ci
 
 clean:
 	rm -rf build cmake-build pyinit/_C*.so *.egg-info
