@@ -10,7 +10,7 @@ custom initializer) and `patch_torch_init()` (make torch.nn modules construct th
 
 from . import philox
 from ._patch import patch_torch_init, restore_torch_init
-from ._stream import get_stream, set_stream, stream
+from ._selection import get_stream, set_stream, stream
 from ._support import PyinitFallbackWarning, fallback_reason
 from .init import (
     _calculate_correct_fan,
