@@ -333,9 +333,8 @@ class PhiloxStream(Stream):
         )
 
     def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
-        """normal_(0, std) values; per column, the ceil(sparsity * rows) rows with the smallest
-        philox_bits words (stream 1, ties by row) are zero. Both from one (key, offset), so
-        `generator` governs the pattern too."""
+        """Values and zero pattern from one (key, offset), so `generator` governs the pattern too
+        (docs/philox_stream.md)."""
         target, global_shape, start = self._target(tensor)
         rows = global_shape[0] if global_shape else tensor.shape[0]
         if target.is_meta:

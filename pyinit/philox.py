@@ -1,16 +1,12 @@
 """The philox stream: counter-based random initializers that give the same values whatever the
-thread count, the device or the sharding (see docs/philox_stream.md for the exact definition).
+thread count, the device or the sharding. docs/philox_stream.md defines the stream (the key and
+offset each call draws with ``draw_key``, the counter map, the transforms).
 
 Every random initializer of pyinit exists here with the same signature, generated from
 pyinit/init.py: it runs that function with the philox stream selected.
 ``pyinit.set_stream("philox")`` / ``with pyinit.stream("philox"):`` select the philox stream for the
-plain ``pyinit.*`` initializers.
-``init_shard_`` fills one block of a larger (global) tensor with exactly that block's values.
-
-Each call on a non-meta tensor takes a 64-bit key and a 64-bit counter offset from a torch.Generator
-(``draw_key``): ``generator`` if given, else ``torch.default_generator`` (the CPU one, whatever the
-tensor's device, so that CPU and CUDA tensors get the same values after the same
-``torch.manual_seed``).
+plain ``pyinit.*`` initializers. ``init_shard_`` fills one block of a larger (global) tensor with
+exactly that block's values.
 """
 
 from __future__ import annotations
