@@ -12,6 +12,7 @@ exactly that block's values.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,21 +23,6 @@ from typing_extensions import ParamSpec
 from . import init as _init
 from ._selection import PHILOX, selected
 from ._streams import PhiloxStream, Shard, draw_key
-
-__all__ = [
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-    "orthogonal_",
-    "sparse_",
-    "masked_uniform_",
-    "init_shard_",
-    "draw_key",
-]
 
 _R = TypeVar("_R")
 _P = ParamSpec("_P")
@@ -59,29 +45,14 @@ def _in_philox_stream(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return in_philox_stream
 
 
-uniform_ = _in_philox_stream(_init.uniform_)
-normal_ = _in_philox_stream(_init.normal_)
-trunc_normal_ = _in_philox_stream(_init.trunc_normal_)
-xavier_uniform_ = _in_philox_stream(_init.xavier_uniform_)
-xavier_normal_ = _in_philox_stream(_init.xavier_normal_)
-kaiming_uniform_ = _in_philox_stream(_init.kaiming_uniform_)
-kaiming_normal_ = _in_philox_stream(_init.kaiming_normal_)
-orthogonal_ = _in_philox_stream(_init.orthogonal_)
-sparse_ = _in_philox_stream(_init.sparse_)
-masked_uniform_ = _in_philox_stream(_init.masked_uniform_)
-
-_INITIALIZERS = (
-    uniform_,
-    normal_,
-    trunc_normal_,
-    xavier_uniform_,
-    xavier_normal_,
-    kaiming_uniform_,
-    kaiming_normal_,
-    orthogonal_,
-    sparse_,
-    masked_uniform_,
+# One wrapper per random initializer of init.py (those that take a generator).
+_INITIALIZERS = tuple(
+    _in_philox_stream(getattr(_init, name))
+    for name in _init.__all__
+    if "generator" in inspect.signature(getattr(_init, name)).parameters
 )
+globals().update({fn.__name__: fn for fn in _INITIALIZERS})
+__all__ = [fn.__name__ for fn in _INITIALIZERS] + ["init_shard_", "draw_key"]
 
 
 def init_shard_(
