@@ -13,16 +13,14 @@ from ._patch import patch_torch_init, restore_torch_init
 from ._selection import get_stream, set_stream, stream
 from ._support import PyinitFallbackWarning, fallback_reason
 from .init import *  # noqa: F403  (the torch.nn.init mirror: every name in init.__all__)
-from .init import (
-    _calculate_correct_fan,
-    _calculate_fan_in_and_fan_out,
-    _make_deprecate,
-    _no_grad_fill_,
-    _no_grad_normal_,
-    _no_grad_trunc_normal_,
-    _no_grad_uniform_,
-    _no_grad_zero_,
-)
+from .init import _calculate_correct_fan as _calculate_correct_fan
+from .init import _calculate_fan_in_and_fan_out as _calculate_fan_in_and_fan_out
+from .init import _make_deprecate as _make_deprecate
+from .init import _no_grad_fill_ as _no_grad_fill_
+from .init import _no_grad_normal_ as _no_grad_normal_
+from .init import _no_grad_trunc_normal_ as _no_grad_trunc_normal_
+from .init import _no_grad_uniform_ as _no_grad_uniform_
+from .init import _no_grad_zero_ as _no_grad_zero_
 
 __version__ = "0.1.0"
 
@@ -38,14 +36,3 @@ __all__ = [
     "stream",
 ]
 __all__ += init.__all__
-
-_private_helpers = (
-    _calculate_correct_fan,
-    _calculate_fan_in_and_fan_out,
-    _make_deprecate,
-    _no_grad_fill_,
-    _no_grad_normal_,
-    _no_grad_trunc_normal_,
-    _no_grad_uniform_,
-    _no_grad_zero_,
-)
