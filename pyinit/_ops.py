@@ -44,9 +44,25 @@ def _register_fakes() -> None:
 _register_fakes()
 
 
-def has_kernel(op: str, device_type: str) -> bool:
-    """Whether pyinit::<op> has a kernel for the dispatch key of `device_type` ('cpu', 'cuda')."""
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+
+
+def _ask_dispatcher(op: str, device_type: str) -> bool:
+    key = _DISPATCH_KEYS.get(device_type)
     if key is None:
         return False
     return torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{op}", key)
+
+
+# The registrations are fixed once _C is loaded: asked once here, so that the lookup is cheap and
+# torch.compile traces it as a constant.
+_KERNELS = frozenset(
+    (op, device) for op in _MUTATING_OPS for device in _DISPATCH_KEYS if _ask_dispatcher(op, device)
+)
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether pyinit::<op> has a kernel for the dispatch key of `device_type` ('cpu', 'cuda')."""
+    if op in _MUTATING_OPS:
+        return (op, device_type) in _KERNELS
+    return _ask_dispatcher(op, device_type)

@@ -15,6 +15,8 @@ import platform
 import warnings
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.functional_tensor import FunctionalTensor
 
 from ._ops import has_kernel
 
@@ -48,14 +50,12 @@ def _allow_unverified() -> bool:
     return os.environ.get("PYINIT_ALLOW_UNVERIFIED", "0") == "1"
 
 
-def _is_plain_tensor(tensor: torch.Tensor) -> bool:
+def is_plain_tensor(tensor: torch.Tensor) -> bool:
+    """A torch.Tensor or Parameter, not a subclass that overrides what the kernels would do."""
     if type(tensor) in (torch.Tensor, torch.nn.Parameter):
         return True
     # Fake and functional tensors (torch.compile tracing) dispatch to the operators' fake
     # implementations.
-    from torch._subclasses.fake_tensor import FakeTensor
-    from torch._subclasses.functional_tensor import FunctionalTensor
-
     return isinstance(tensor, (FakeTensor, FunctionalTensor))
 
 
@@ -70,23 +70,11 @@ def is_dense(tensor: torch.Tensor) -> bool:
     return True
 
 
-_has_kernel_cache: dict[tuple[str, str], bool] = {}
-
-
-def _has_kernel_cached(op: str, device: str) -> bool:
-    """has_kernel, asked once per (op, device): the registrations are fixed once _C is loaded."""
-    key = (op, device)
-    found = _has_kernel_cache.get(key)
-    if found is None:
-        found = _has_kernel_cache[key] = has_kernel(op, device)
-    return found
-
-
 def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     """None when pyinit::<op> can run on `tensor`, else why not."""
     if not isinstance(tensor, torch.Tensor):
         return "not a tensor"
-    if not _is_plain_tensor(tensor):
+    if not is_plain_tensor(tensor):
         return f"tensor subclass {type(tensor).__name__}"
     if tensor.layout != torch.strided:
         return f"layout {tensor.layout}"
@@ -95,7 +83,7 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     device = tensor.device.type
     if device == "meta":
         return None
-    if not _has_kernel_cached(op, device):
+    if not has_kernel(op, device):
         return f"no {device} kernel"
     if device == "cpu":
         # os.environ is read only when a check fails (a lookup costs as much as the other checks).
@@ -110,9 +98,14 @@ _warned: set[tuple[str, str]] = set()
 
 
 def use_kernel(
-    tensor: torch.Tensor, op: str, reason: str | None = None, generator: object = None
+    tensor: torch.Tensor,
+    op: str,
+    reason: str | None = None,
+    generator: object = None,
+    stacklevel: int = 3,
 ) -> bool:
-    """True to run pyinit::<op>; else warns once per (op, reason) and returns False.
+    """True to run pyinit::<op>; else warns once per (op, reason) and returns False. The warning
+    points `stacklevel` frames up from use_kernel (3: the caller of its caller).
 
     A `generator` that is not a torch.Generator also returns False, without a warning: torch's own
     path then raises torch's TypeError (the dispatcher would raise a RuntimeError instead).
@@ -128,6 +121,6 @@ def use_kernel(
         warnings.warn(
             f"pyinit.{op}: using torch's implementation ({reason})",
             PyinitFallbackWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return False

@@ -1,9 +1,10 @@
 """The torch.nn.init mirror: every public name, signature, default, error and warning of
 torch.nn.init, with the random initializers running pyinit's fused kernels (see docs/decisions.md
-for what falls back and why).
+for what falls back and why, and docs/architecture.md for the layers).
 
-Fans, gains and bounds are computed here exactly as torch.nn.init computes them; the kernels receive
-the final numbers (See Note [Kernels take final numbers] in csrc/ops.cpp).
+Fans, gains and bounds are computed here exactly as torch.nn.init computes them; the random stream
+in effect (pyinit/_streams.py, chosen in pyinit/_selection.py) receives the final numbers (See Note
+[Kernels take final numbers] in csrc/ops.cpp).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 from typing_extensions import ParamSpec
 
-from . import _stream
 from ._ops import ops
-from ._support import is_dense as _is_dense
+from ._selection import current_stream
 from ._support import use_kernel
 
 __all__ = [
@@ -76,26 +76,14 @@ _FanMode = Literal["fan_in", "fan_out"]
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
-_torch_no_grad_trunc_normal_ = _torch_init._no_grad_trunc_normal_
 _torch_orthogonal_ = _torch_init.orthogonal_
-_torch_sparse_ = _torch_init.sparse_
 _torch_dirac_ = _torch_init.dirac_
 
 
 def _no_grad_uniform_(
     tensor: Tensor, a: float, b: float, generator: torch.Generator | None = None
 ) -> Tensor:
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._uniform(tensor, a, b, generator)
-    # [end philox stream hook]
-    with torch.no_grad():
-        if use_kernel(tensor, "uniform_", generator=generator):
-            ops.uniform_(tensor, a, b, generator)
-            return tensor
-        return tensor.uniform_(a, b, generator=generator)
+    return current_stream().uniform_(tensor, a, b, generator)
 
 
 def _no_grad_normal_(
@@ -104,29 +92,7 @@ def _no_grad_normal_(
     std: float,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._normal(tensor, mean, std, generator)
-    # [end philox stream hook]
-    with torch.no_grad():
-        if use_kernel(tensor, "normal_", generator=generator):
-            ops.normal_(tensor, mean, std, generator)
-            return tensor
-        return tensor.normal_(mean, std, generator=generator)
-
-
-def _trunc_normal_kernel_reason(tensor: Tensor, p: float) -> str | None:
-    from . import _support
-
-    if not p > 0.3:
-        return "narrow bounds (uniform-proposal branch) not implemented"
-    if _support.torch_version() < (2, 12):
-        return f"torch {torch.__version__} uses the inverse-CDF trunc_normal_"
-    if tensor.device.type != "meta" and not _is_dense(tensor):
-        return "non-dense view"
-    return _support.fallback_reason(tensor, "trunc_normal_")
+    return current_stream().normal_(tensor, mean, std, generator)
 
 
 def _no_grad_trunc_normal_(
@@ -137,34 +103,7 @@ def _no_grad_trunc_normal_(
     b: float,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._trunc_normal(tensor, mean, std, a, b, generator)
-    # [end philox stream hook]
-    # Meta tensors have no storage, so sampling is a no-op.
-    if tensor.is_meta:
-        return tensor
-
-    def norm_cdf(x: float) -> float:
-        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
-
-    if std == 0:  # torch warns, then raises ZeroDivisionError computing p
-        return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
-    p = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)
-    if not use_kernel(tensor, "trunc_normal_", _trunc_normal_kernel_reason(tensor, p), generator):
-        return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
-
-    if (mean < a - 2 * std) or (mean > b + 2 * std):
-        warnings.warn(
-            "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
-            "The distribution of values may be incorrect.",
-            stacklevel=2,
-        )
-    with torch.no_grad():
-        ops.trunc_normal_(tensor, mean, std, a, b, generator)
-    return tensor
+    return current_stream().trunc_normal_(tensor, mean, std, a, b, generator)
 
 
 def _kernel_fill_value(val: object) -> bool:
@@ -647,32 +586,23 @@ def orthogonal_(
     """
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._orthogonal(tensor, gain, generator)
-    # [end philox stream hook]
 
     if tensor.numel() == 0 or tensor.is_meta:
         # no-op
         return tensor
-    if not use_kernel(tensor, "orthogonal_finish_"):
-        return _torch_orthogonal_(tensor, gain, generator)
     rows = tensor.size(0)
     cols = tensor.numel() // rows
-    flattened = tensor.new_empty((rows, cols))
-    _no_grad_normal_(flattened, 0, 1, generator)
-    if flattened.dtype in (torch.float16, torch.bfloat16):
-        flattened = flattened.float()
+    stream = current_stream()
+    flattened = stream.orthogonal_gaussian(tensor, rows, cols, generator)
+    if flattened is None:
+        return _torch_orthogonal_(tensor, gain, generator)
     if rows < cols:
         flattened.t_()
 
     # Compute the qr factorization
     q, r = torch.linalg.qr(flattened)
     with torch.no_grad():
-        target = tensor.view(rows, cols)
-        ops.orthogonal_finish_(target, q, r, gain, rows < cols)
+        stream.orthogonal_finish_(tensor.view(rows, cols), q, r, gain, rows < cols)
     return tensor
 
 
@@ -702,24 +632,7 @@ def sparse_(
     """
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._sparse(tensor, sparsity, std, generator)
-    # [end philox stream hook]
-    if tensor.is_meta:
-        return tensor
-
-    rows, cols = tensor.shape
-    num_zeros = math.ceil(sparsity * rows)
-    # torch.randperm's Fisher-Yates draws one 32-bit word per step (verified up to 3e6 rows).
-    reason = "more than 3e6 rows" if rows > 3_000_000 else None
-    if not use_kernel(tensor, "sparse_", reason, generator):
-        return _torch_sparse_(tensor, sparsity, std, generator)
-    with torch.no_grad():
-        ops.sparse_(tensor, num_zeros, std, generator)
-    return tensor
+    return current_stream().sparse_(tensor, sparsity, std, generator)
 
 
 def masked_uniform_(
@@ -748,19 +661,7 @@ def masked_uniform_(
         >>> w = torch.empty(3, 5)
         >>> pyinit.masked_uniform_(w)
     """
-    # [philox stream hook] See pyinit/_stream.py and pyinit/philox.py.
-    if _stream.philox_active():
-        from . import philox as _philox
-
-        return _philox._masked_uniform(tensor, a, b, threshold, generator)
-    # [end philox stream hook]
-    with torch.no_grad():
-        if use_kernel(tensor, "masked_uniform_", generator=generator):
-            ops.masked_uniform_(tensor, a, b, threshold, generator)
-            return tensor
-        tensor.uniform_(a, b, generator=generator)
-        tensor *= tensor.abs() >= threshold
-    return tensor
+    return current_stream().masked_uniform_(tensor, a, b, threshold, generator)
 
 
 # for backward compatibility

@@ -216,3 +216,22 @@ def test_non_generator_object_gives_torchs_type_error(name, args):
 def test_masked_uniform_non_generator_object_type_error():
     with pytest.raises(TypeError, match="must be torch.Generator"):
         pyinit.masked_uniform_(torch.zeros(3), generator=0)
+
+
+PHILOX_INITIALIZERS = ["uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_",
+                       "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+                       "masked_uniform_"]
+
+
+def test_philox_mirrors_every_random_initializer():
+    # pyinit.philox's initializers are generated from init.py's (those that take a generator).
+    assert set(PHILOX_INITIALIZERS) <= set(pyinit.philox.__all__)
+    assert {"init_shard_", "draw_key"} <= set(pyinit.philox.__all__)
+    for name in pyinit.philox.__all__:
+        fn = getattr(pyinit.philox, name)
+        assert fn.__name__ == name
+        if name in ("init_shard_", "draw_key"):
+            continue
+        assert fn.__module__ == "pyinit.philox"
+        assert inspect.signature(fn) == inspect.signature(getattr(pyinit, name))
+        assert "philox stream" in fn.__doc__

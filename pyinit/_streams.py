@@ -1,0 +1,386 @@
+"""The random streams as objects: what a random initializer asks of the stream it draws from.
+
+init.py computes fans, gains and bounds exactly as torch.nn.init does, then hands the final numbers
+to the stream in effect (pyinit/_selection.py), e.g. ``current_stream().uniform_(tensor, a, b, g)``.
+A stream turns them into one call of a torch.ops.pyinit operator, or into torch's own
+implementation where pyinit has no kernel for the case (visibly: PyinitFallbackWarning).
+
+- ``TorchStream``: torch's own random stream, bit for bit (pyinit::uniform_, normal_, ...).
+- ``PhiloxStream``: the counter-based stream of docs/philox_stream.md (pyinit::philox_*). Built with
+  a ``Shard`` it fills only the block of the global tensor that the shard covers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.init as _torch_init
+from torch import Tensor
+
+from . import _support
+from ._ops import has_kernel, ops
+from ._support import PyinitFallbackWarning, is_dense, is_plain_tensor, use_kernel
+
+# torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
+# pyinit.patch_torch_init() has replaced torch.nn.init's functions.
+_torch_no_grad_trunc_normal_ = _torch_init._no_grad_trunc_normal_
+_torch_orthogonal_ = _torch_init.orthogonal_
+_torch_sparse_ = _torch_init.sparse_
+
+_MASK64 = (1 << 64) - 1
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# use_kernel's warning points at the caller of the init.py function that asked the stream.
+_FROM_STREAM = 4
+
+
+class Stream:
+    """The primitives every random initializer is built from. Each takes final numbers (bounds,
+    mean/std, ...) and fills `tensor` in place under no_grad, returning it."""
+
+    name: str
+
+    def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        raise NotImplementedError
+
+    def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
+        raise NotImplementedError
+
+    def trunc_normal_(
+        self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
+    ) -> Tensor:
+        """Includes torch.nn.init's "mean is more than 2 std from [a, b]" warning."""
+        raise NotImplementedError
+
+    def masked_uniform_(
+        self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
+        """`tensor` is 2-D (init.sparse_ checks)."""
+        raise NotImplementedError
+
+    def orthogonal_gaussian(
+        self, tensor: Tensor, rows: int, cols: int, generator: Any = None
+    ) -> Tensor | None:
+        """The (rows, cols) Gaussian matrix that orthogonal_ factorizes, in a dtype torch.linalg.qr
+        takes; None where the stream has no kernel for `tensor` (then torch's orthogonal_ runs)."""
+        raise NotImplementedError
+
+    def orthogonal_finish_(
+        self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
+    ) -> None:
+        """target = gain * (q * sign(diag(r))), transposed back when the factorized matrix was."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _trunc_normal_kernel_reason(tensor: Tensor, p: float) -> str | None:
+    if not p > 0.3:
+        return "narrow bounds (uniform-proposal branch) not implemented"
+    if _support.torch_version() < (2, 12):
+        return f"torch {torch.__version__} uses the inverse-CDF trunc_normal_"
+    if tensor.device.type != "meta" and not is_dense(tensor):
+        return "non-dense view"
+    return _support.fallback_reason(tensor, "trunc_normal_")
+
+
+def _norm_cdf(x: float) -> float:
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+
+def _warn_far_mean(mean: float, std: float, a: float, b: float, stacklevel: int) -> None:
+    if (mean < a - 2 * std) or (mean > b + 2 * std):
+        warnings.warn(
+            "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+            "The distribution of values may be incorrect.",
+            stacklevel=stacklevel + 1,
+        )
+
+
+class TorchStream(Stream):
+    """torch's own random stream: the values torch.nn.init writes, and the generator state it
+    leaves, from pyinit's kernels (torch's implementation where there is none)."""
+
+    name = "torch"
+
+    def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        with torch.no_grad():
+            if use_kernel(tensor, "uniform_", generator=generator, stacklevel=_FROM_STREAM):
+                ops.uniform_(tensor, a, b, generator)
+                return tensor
+            return tensor.uniform_(a, b, generator=generator)
+
+    def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
+        with torch.no_grad():
+            if use_kernel(tensor, "normal_", generator=generator, stacklevel=_FROM_STREAM):
+                ops.normal_(tensor, mean, std, generator)
+                return tensor
+            return tensor.normal_(mean, std, generator=generator)
+
+    def trunc_normal_(
+        self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
+    ) -> Tensor:
+        # Meta tensors have no storage, so sampling is a no-op.
+        if tensor.is_meta:
+            return tensor
+        if std == 0:  # torch warns, then raises ZeroDivisionError computing p
+            return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
+        p = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std)
+        reason = _trunc_normal_kernel_reason(tensor, p)
+        if not use_kernel(tensor, "trunc_normal_", reason, generator, stacklevel=_FROM_STREAM):
+            return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
+        _warn_far_mean(mean, std, a, b, stacklevel=3)
+        with torch.no_grad():
+            ops.trunc_normal_(tensor, mean, std, a, b, generator)
+        return tensor
+
+    def masked_uniform_(
+        self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
+    ) -> Tensor:
+        with torch.no_grad():
+            if use_kernel(tensor, "masked_uniform_", generator=generator, stacklevel=_FROM_STREAM):
+                ops.masked_uniform_(tensor, a, b, threshold, generator)
+                return tensor
+            tensor.uniform_(a, b, generator=generator)
+            tensor *= tensor.abs() >= threshold
+        return tensor
+
+    def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
+        if tensor.is_meta:
+            return tensor
+        rows = tensor.shape[0]
+        num_zeros = math.ceil(sparsity * rows)
+        # torch.randperm's Fisher-Yates draws one 32-bit word per step (verified up to 3e6 rows).
+        reason = "more than 3e6 rows" if rows > 3_000_000 else None
+        if not use_kernel(tensor, "sparse_", reason, generator, stacklevel=_FROM_STREAM):
+            return _torch_sparse_(tensor, sparsity, std, generator)
+        with torch.no_grad():
+            ops.sparse_(tensor, num_zeros, std, generator)
+        return tensor
+
+    def orthogonal_gaussian(
+        self, tensor: Tensor, rows: int, cols: int, generator: Any = None
+    ) -> Tensor | None:
+        if not use_kernel(tensor, "orthogonal_finish_", stacklevel=_FROM_STREAM):
+            return None
+        flattened = tensor.new_empty((rows, cols))
+        self.normal_(flattened, 0, 1, generator)
+        if flattened.dtype in (torch.float16, torch.bfloat16):
+            flattened = flattened.float()
+        return flattened
+
+    def orthogonal_finish_(
+        self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
+    ) -> None:
+        ops.orthogonal_finish_(target, q, r, gain, transposed)
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
+    """The (key, offset) of one philox call, as unsigned 64-bit integers.
+
+    A CPU generator (``generator``, or ``torch.default_generator`` when None) gives ``w =
+    torch.randint(0, 2**32, (4,), generator=g)``: key = w0 | w1 << 32, offset = w2 | w3 << 32 (it
+    advances the generator like any draw). A CUDA (or other Philox-based) generator gives key =
+    splitmix64(splitmix64(initial_seed) ^ generator offset), offset = 0, and advances its offset by
+    4.
+    """
+    g = torch.default_generator if generator is None else generator
+    if g.device.type == "cpu":
+        w = torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g).tolist()
+        return w[0] | (w[1] << 32), w[2] | (w[3] << 32)
+    position = g.get_offset()
+    g.set_offset(position + 4)
+    return _splitmix64(_splitmix64(g.initial_seed() & _MASK64) ^ position), 0
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The block of a global tensor that one rank holds: `local` is the block of a tensor of shape
+    `global_shape` that starts at index `start`."""
+
+    local: Tensor
+    global_shape: tuple[int, ...]
+    start: tuple[int, ...]
+
+
+def _philox_fallback_reason(tensor: Tensor) -> str | None:
+    if is_plain_tensor(tensor) and tensor.layout == torch.strided and tensor.dtype in _FLOAT_DTYPES:
+        return None
+    return f"no philox kernel for {type(tensor).__name__} {tensor.dtype} {tensor.layout}"
+
+
+class PhiloxStream(Stream):
+    """The counter-based stream (docs/philox_stream.md): each call draws one (key, offset) with
+    draw_key, and element i of the (global) tensor gets a pure function of (key, offset, i).
+
+    With a `shard`, every tensor handed to the stream stands for the global tensor (a meta tensor of
+    shape ``shard.global_shape``, so that fans and bounds come from it) and the values go to
+    ``shard.local``. With a `key` = (key, offset), calls use it instead of drawing one.
+    """
+
+    name = "philox"
+
+    def __init__(self, shard: Shard | None = None, key: tuple[int, int] | None = None) -> None:
+        self.shard = shard
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"PhiloxStream(shard={self.shard!r}, key={self.key!r})"
+
+    def _draw(self, generator: Any) -> tuple[int, int]:
+        return draw_key(generator) if self.key is None else self.key
+
+    def _target(self, tensor: Tensor) -> tuple[Tensor, list[int], list[int]]:
+        """The tensor to write and its (global_shape, start): the shard's block when sharded."""
+        if self.shard is None:
+            return tensor, [], []
+        assert tuple(tensor.shape) == self.shard.global_shape
+        return self.shard.local, list(self.shard.global_shape), list(self.shard.start)
+
+    def _run(
+        self,
+        op: str,
+        tensor: Tensor,
+        params: tuple,
+        generator: Any,
+        torch_fallback: Callable[[], Any],
+        key: tuple[int, int] | None = None,
+    ) -> Tensor:
+        """Runs pyinit::philox_<op>: the device kernel, else a CPU buffer copied over (same values),
+        else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
+        target, global_shape, start = self._target(tensor)
+        if target.is_meta:
+            return tensor
+        reason = _philox_fallback_reason(target)
+        if reason is not None:
+            warnings.warn(
+                f"pyinit.philox.{op}: using torch's stream ({reason})",
+                PyinitFallbackWarning,
+                stacklevel=3,  # the init.py function that asked the stream
+            )
+            torch_fallback()
+            return tensor
+        key, offset = self._draw(generator) if key is None else key
+        fn = getattr(ops, f"philox_{op}")
+        with torch.no_grad():
+            if has_kernel(f"philox_{op}", target.device.type):
+                fn(target, *params, _signed(key), _signed(offset), global_shape, start)
+            else:
+                buffer = torch.empty(target.shape, dtype=target.dtype)
+                fn(buffer, *params, _signed(key), _signed(offset), global_shape, start)
+                target.copy_(buffer)
+        return tensor
+
+    def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        return self._run(
+            "uniform_",
+            tensor,
+            (float(a), float(b)),
+            generator,
+            lambda: tensor.uniform_(a, b, generator=generator),
+        )
+
+    def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
+        return self._run(
+            "normal_",
+            tensor,
+            (float(mean), float(std)),
+            generator,
+            lambda: tensor.normal_(mean, std, generator=generator),
+        )
+
+    def masked_uniform_(
+        self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
+    ) -> Tensor:
+        def composition() -> None:
+            tensor.uniform_(a, b, generator=generator)
+            tensor.mul_(tensor.abs() >= threshold)
+
+        params = (float(a), float(b), float(threshold))
+        return self._run("masked_uniform_", tensor, params, generator, composition)
+
+    def trunc_normal_(
+        self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
+    ) -> Tensor:
+        if std <= 0 or not a < b:
+            return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
+        _warn_far_mean(mean, std, a, b, stacklevel=4)
+        return self._run(
+            "trunc_normal_",
+            tensor,
+            (float(mean), float(std), float(a), float(b)),
+            generator,
+            lambda: _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator),
+        )
+
+    def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
+        """Values and zero pattern from one (key, offset), so `generator` governs the pattern too
+        (docs/philox_stream.md)."""
+        target, global_shape, start = self._target(tensor)
+        rows = global_shape[0] if global_shape else tensor.shape[0]
+        if target.is_meta:
+            return tensor
+        num_zeros = int(math.ceil(sparsity * rows))
+        key, offset = self._draw(generator)
+        with torch.no_grad():
+            if _philox_fallback_reason(target) is None and has_kernel(
+                "philox_sparse_", target.device.type
+            ):
+                # Values and zero pattern in one pass (csrc/cpu/philox_cpu.cpp).
+                key_bits, offset_bits = _signed(key), _signed(offset)
+                ops.philox_sparse_(
+                    target, num_zeros, float(std), key_bits, offset_bits, global_shape, start
+                )
+                return tensor
+            self._run(
+                "normal_",
+                tensor,
+                (0.0, float(std)),
+                generator,
+                lambda: tensor.normal_(0.0, std, generator=generator),
+                key=(key, offset),
+            )
+            if num_zeros > 0:
+                keep = torch.ones(tuple(target.shape), dtype=torch.bool)
+                ops.philox_sparse_(
+                    keep, num_zeros, None, _signed(key), _signed(offset), global_shape, start
+                )
+                target.masked_fill_(torch.logical_not(keep).to(target.device), 0.0)
+        return tensor
+
+    def orthogonal_gaussian(
+        self, tensor: Tensor, rows: int, cols: int, generator: Any = None
+    ) -> Tensor:
+        """float32 for half and bfloat16 tensors."""
+        dtype = torch.float32 if tensor.dtype in (torch.float16, torch.bfloat16) else tensor.dtype
+        flattened = torch.empty((rows, cols), dtype=dtype, device=tensor.device)
+        self.normal_(flattened, 0.0, 1.0, generator)
+        return flattened
+
+    def orthogonal_finish_(
+        self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
+    ) -> None:
+        q *= torch.sign(torch.diag(r, 0))
+        if transposed:
+            q.t_()
+        target.copy_(q)
+        target.mul_(gain)
