@@ -18,6 +18,7 @@
 // every device and in NumPy. Only the double-precision transcendental transforms (normal_ and trunc_normal_ on
 // float64, and the inverse-CDF trunc_normal_) call libm / CUDA math and may differ by an ulp or two.
 
+#include "pyinit/dtype.h"
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -27,7 +28,7 @@
 
 namespace pyinit {
 
-enum class PhiloxDtype : int { kHalf = 0, kBFloat16 = 1, kFloat = 2, kDouble = 3 };
+using PhiloxDtype = DType;  // the one dtype enum (csrc/pyinit/dtype.h), under the name these transforms use
 
 // ---- the counter map -----------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "macros.h"
+#include "pyinit/macros.h"
 
 namespace pyinit {
 

@@ -28,7 +28,7 @@
 
 #define PYINIT_CPU_CAPABILITY avx2_capability
 #define PYINIT_CPU_AVX2
-#include "torch_stream.h"
+#include "cpu/torch_stream_kernels_per_isa.h"
 
 namespace pyinit::cpu {
 
