@@ -3,8 +3,8 @@
 opcheck's default checks are test_schema, test_autograd_registration, test_faketensor and
 test_aot_dispatch_dynamic. The last one runs the op eagerly and under AOTAutograd after the same
 torch.manual_seed, so the torch-stream random ops (tagged nondeterministic_seeded) are called with
-generator=None: the default generators are reseeded between the two runs and both runs write the same
-values. The philox ops take their key and offset as arguments and are deterministic.
+generator=None: the default generators are reseeded between the two runs and both runs write the
+same values. The philox ops take their key and offset as arguments and are deterministic.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _float_cases(device: str, dtype: torch.dtype):
     def t(*shape: int) -> torch.Tensor:
         return torch.zeros(*shape, dtype=dtype, device=device)
 
-    q, r = torch.linalg.qr(torch.randn(6, 4, dtype=torch.float64 if dtype == torch.float64 else torch.float32))
+    q, r = torch.linalg.qr(
+        torch.randn(6, 4, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    )
     q, r = q.to(device), r.to(device)
     return [
         ("uniform_", (t(5, 7), -1.0, 2.0, None)),
@@ -60,17 +62,21 @@ def _cases():
                     marks = pytest.mark.xfail(
                         raises=NotImplementedError,
                         strict=True,
-                        reason=f"pyinit::{name} has no {device} kernel by design: the Python layer draws the "
-                        "zero pattern on CPU (see .ci/check_registration.py)",
+                        reason=f"pyinit::{name} has no {device} kernel by design: the Python "
+                        "layer draws the zero pattern on CPU (see .ci/check_registration.py)",
                     )
                 dtype_name = str(dtype).removeprefix("torch.")
                 yield pytest.param(name, args, id=f"{name}-{device}-{dtype_name}", marks=marks)
         ints = torch.zeros(5, 7, dtype=torch.int32, device=device)
-        yield pytest.param("philox_bits_", (ints, KEY, OFFSET, 1), id=f"philox_bits_-{device}-int32")
+        yield pytest.param(
+            "philox_bits_", (ints, KEY, OFFSET, 1), id=f"philox_bits_-{device}-int32"
+        )
         if device == "cpu":
             # philox_sparse_ with std=None: only the zero pattern, on any dtype (CPU-only operator).
             ones = torch.ones(8, 6, dtype=torch.bool)
-            yield pytest.param("philox_sparse_", (ones, 2, None, KEY, OFFSET), id="philox_sparse_-cpu-bool")
+            yield pytest.param(
+                "philox_sparse_", (ones, 2, None, KEY, OFFSET), id="philox_sparse_-cpu-bool"
+            )
 
 
 def _covered_ops() -> set[str]:

@@ -5,16 +5,6 @@
 
 namespace pyinit::cpu {
 
-const TorchStreamKernels& torch_stream_kernels_default() {
-  static const TorchStreamKernels kernels{
-      &mt19937_draw,
-      &default_capability::uniform_from_words</*kFma=*/false>,
-      &default_capability::normal_blocks,
-      &default_capability::normal_tail,
-      &default_capability::normal_resample,
-      /*fma=*/false,
-  };
-  return kernels;
-}
+const TorchStreamKernels& torch_stream_kernels_default() { return default_capability::capability_kernels(); }
 
 }  // namespace pyinit::cpu

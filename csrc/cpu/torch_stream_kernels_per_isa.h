@@ -422,5 +422,21 @@ inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* wo
   });
 }
 
+// This capability's kernel table: FMA contraction and the AVX2 transforms exactly where torch's AVX2/AVX512
+// builds use them.
+#if defined(PYINIT_CPU_AVX2)
+constexpr bool kCapabilityFma = true;
+#else
+constexpr bool kCapabilityFma = false;
+#endif
+
+inline const TorchStreamKernels& capability_kernels() {
+  static const TorchStreamKernels kernels{
+      &mt19937_draw, &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
+      /*fma=*/kCapabilityFma,
+  };
+  return kernels;
+}
+
 }  // namespace PYINIT_CPU_CAPABILITY
 }  // namespace pyinit::cpu
