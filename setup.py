@@ -111,8 +111,7 @@ def extension():
             "pyinit._C",
             sources,
             include_dirs=include_dirs,
-            define_macros=[("PYINIT_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": CXX_FLAGS + ["-DPYINIT_WITH_CUDA"], "nvcc": NVCC_FLAGS},
+            extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
             extra_link_args=LINK_FLAGS,
         )
     return CppExtension(

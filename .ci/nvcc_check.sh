@@ -46,7 +46,7 @@ if [[ -n "$torch_include" && -d "$torch_include/ATen/cuda" && -n "$cuda_include"
     >"$tmp/stub/c10/cuda/impl/cuda_cmake_macros.h"
   for source in csrc/cuda/*.cpp; do
     echo "nvcc_check: syntax of $source against $torch_include"
-    "$CXX" -std=c++20 -w -fsyntax-only -DPYINIT_WITH_CUDA -I csrc -I "$torch_include" \
+    "$CXX" -std=c++20 -w -fsyntax-only -I csrc -I "$torch_include" \
       -I "$torch_include/torch/csrc/api/include" -I "$cuda_include" -I "$tmp/stub" "$source"
   done
 else

@@ -1,7 +1,7 @@
 """NumPy model of torch's CUDA uniform_ element mapping and of pyinit's CUDA thread layout.
 
 Mirrors csrc/pyinit/curand_philox.h (Note [torch CUDA element mapping]),
-csrc/cuda/random_kernels.cu (Note [pyinit's CUDA thread layout]) and csrc/cuda/index_split.h
+csrc/cuda/torch_stream_kernels.cu (Note [pyinit's CUDA thread layout]) and csrc/cuda/index_split.h
 (Note [The 32-bit indexing split]) so that the index math can be tested without a GPU. Box-Muller is
 not modelled: curand uses the hardware __sincosf.
 """

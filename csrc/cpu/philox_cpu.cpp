@@ -1,6 +1,6 @@
-// CPU implementations of the philox stream's operators. See Note [The philox stream] in
-// csrc/pyinit/philox_transforms.h. Values are a pure function of the global element index, so the work is split
-// over at::parallel_for freely: the thread count never changes a value.
+// CPU implementations of the philox stream's operators (see docs/philox_stream.md). Values are a pure function
+// of the global element index, so the work is split over at::parallel_for freely: the thread count never changes
+// a value.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,93 +12,24 @@
 #include <cstring>
 #include <vector>
 
-#include "../checks.h"
-#include "philox_cpu.h"
+#include "cpu/cpu_isa.h"
+#include "cpu/philox_tile_kernels.h"
+#include "philox_host.h"
+#include "validate.h"
 
 namespace pyinit::cpu {
 namespace {
 
 constexpr int64_t kPhiloxGrain = 1 << 15;
 
-PhiloxDtype philox_dtype(const at::Tensor& self) {
-  switch (self.scalar_type()) {
-    case at::kHalf: return PhiloxDtype::kHalf;
-    case at::kBFloat16: return PhiloxDtype::kBFloat16;
-    case at::kFloat: return PhiloxDtype::kFloat;
-    default: return PhiloxDtype::kDouble;
-  }
-}
-
-// The AVX2 kernels when the CPU has AVX2 (and PYINIT_PHILOX_SIMD is not "0"), else the portable ones. Both give
-// the same bits (tests/test_philox.py runs both).
-bool use_avx2() {
-  const char* env = std::getenv("PYINIT_PHILOX_SIMD");
-  if (env != nullptr && env[0] == '0') return false;
 #if defined(__x86_64__) || defined(_M_X64)
-  static const bool has_avx2 = __builtin_cpu_supports("avx2");
-  return has_avx2;
-#else
-  return false;
-#endif
-}
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define PYINIT_PHILOX_KERNEL(name) (use_avx2() ? &name##_avx2 : &name##_portable)
+#define PYINIT_PHILOX_KERNEL(name) (philox_isa() == CpuIsa::kAvx2 ? &name##_avx2 : &name##_portable)
 #else
 #define PYINIT_PHILOX_KERNEL(name) (&name##_portable)
 #endif
 
 PhiloxFloatTileFn float_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_float_tile); }
 PhiloxBitsTileFn bits_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_bits_tile); }
-
-// Maps the local elements of `self` (row-major) to global row-major indices: self is the block of a tensor of
-// shape global_shape starting at `start` (both empty: self is the whole tensor).
-struct ShardMap {
-  bool sharded = false;
-  std::vector<int64_t> local, start, global_stride;
-
-  ShardMap(const at::Tensor& self, at::IntArrayRef global_shape, at::IntArrayRef start_) {
-    if (global_shape.empty() && start_.empty()) return;
-    const int64_t dim = self.dim();
-    TORCH_CHECK(static_cast<int64_t>(global_shape.size()) == dim && static_cast<int64_t>(start_.size()) == dim,
-                "pyinit philox: global_shape and start must have one entry per dimension of the tensor (", dim,
-                "), got ", global_shape.size(), " and ", start_.size());
-    int64_t stride = 1;
-    global_stride.assign(dim, 0);
-    for (int64_t k = dim - 1; k >= 0; --k) {
-      TORCH_CHECK(start_[k] >= 0 && start_[k] + self.size(k) <= global_shape[k], "pyinit philox: the block ",
-                  self.sizes(), " at ", start_, " does not fit in the global shape ", global_shape);
-      global_stride[k] = stride;
-      stride *= global_shape[k];
-    }
-    local = self.sizes().vec();
-    start = start_.vec();
-    sharded = dim > 0;
-  }
-
-  // Calls f(local_index, global_index, count) for maximal runs of consecutive global indices in [begin, end).
-  template <typename F>
-  void for_each_run(int64_t begin, int64_t end, F&& f) const {
-    if (!sharded) {
-      f(begin, static_cast<uint64_t>(begin), end - begin);
-      return;
-    }
-    const int64_t dim = static_cast<int64_t>(local.size());
-    const int64_t inner = local[dim - 1];
-    for (int64_t l = begin; l < end;) {
-      int64_t row = l / inner;
-      const int64_t col = l % inner;
-      int64_t g = start[dim - 1] + col;
-      for (int64_t k = dim - 2; k >= 0; --k) {
-        g += (start[k] + row % local[k]) * global_stride[k];
-        row /= local[k];
-      }
-      const int64_t count = std::min(inner - col, end - l);
-      f(l, static_cast<uint64_t>(g), count);
-      l += count;
-    }
-  }
-};
 
 // The work is split with at::parallel_for. torch's CPU builds use its OpenMP backend, whose parallel_for is an
 // inline `#pragma omp parallel` in torch's headers: this file must be compiled with -fopenmp (setup.py and
@@ -111,8 +42,7 @@ struct ShardMap {
 // when self is not contiguous (so a view gets the values of its elements in a contiguous tensor).
 template <typename F>
 void philox_launch(at::Tensor& self, const ShardMap& map, F&& fill) {
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!has_elements_to_write(self)) return;
   at::Tensor buffer = self.is_contiguous() ? self : at::empty(self.sizes(), self.options());
   char* base = static_cast<char*>(buffer.data_ptr());
   at::parallel_for(0, buffer.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
@@ -159,7 +89,7 @@ inline double double_value(const PhiloxCall& c, const Philox4x32Counter& w, int 
 // The values of the global elements [g, g + n) of a uniform / masked uniform / normal call, written at local
 // index l of the contiguous output `base`. tile_fn: float_tile_kernel() (unused for double).
 void fill_values(const PhiloxCall& call, PhiloxFloatTileFn tile_fn, char* base, int64_t l, uint64_t g, int64_t n) {
-  if (call.dtype == PhiloxDtype::kDouble) {
+  if (call.dtype == DType::kDouble) {
     double* out = reinterpret_cast<double*>(base);
     fill_run<16>(
         l, g, n,
@@ -186,7 +116,7 @@ void fill_values(const PhiloxCall& call, PhiloxFloatTileFn tile_fn, char* base, 
   auto element = [&](int64_t li, uint64_t gi) { store_float_as(base, li, float_element(call, gi), call.dtype); };
   for (; n > 0 && g % 32 != 0; ++l, ++g, --n) element(l, g);
   const int64_t tiles = n / 32;
-  if (call.dtype == PhiloxDtype::kFloat) {
+  if (call.dtype == DType::kFloat) {
     if (tiles > 0) tile_fn(call, g / 32, tiles, 0, reinterpret_cast<float*>(base) + l);
   } else {
     alignas(32) float scratch[32 * 8];
@@ -212,28 +142,11 @@ void philox_run(at::Tensor& self, const PhiloxCall& call, const ShardMap& map) {
                 [&](char* base, int64_t l, uint64_t g, int64_t n) { fill_values(call, tile_fn, base, l, g, n); });
 }
 
-PhiloxCall make_call(const at::Tensor& self, PhiloxKind kind, int64_t key, int64_t offset) {
-  PhiloxCall c;
-  c.key = static_cast<uint64_t>(key);
-  c.offset = static_cast<uint64_t>(offset);
-  c.kind = kind;
-  c.dtype = philox_dtype(self);
-  return c;
-}
-
 void philox_uniform_impl(at::Tensor self, double low, double high, bool mask, double threshold, int64_t key,
                          int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
   check_uniform_bounds(self, low, high);
   const ShardMap map(self, global_shape, start);
-  PhiloxCall c = make_call(self, mask ? PhiloxKind::kMaskedUniform : PhiloxKind::kUniform, key, offset);
-  c.low = low;
-  c.span = high - low;
-  c.threshold = threshold;
-  c.low_f = static_cast<float>(low);
-  c.span_f = static_cast<float>(high - low);
-  c.threshold_f = static_cast<float>(threshold);
-  c.mask_in_tile = mask && c.dtype == PhiloxDtype::kFloat;
-  philox_run(self, c, map);
+  philox_run(self, philox_uniform_call(self, low, high, mask, threshold, key, offset), map);
 }
 
 void philox_uniform_cpu(at::Tensor self, double low, double high, int64_t key, int64_t offset,
@@ -248,28 +161,21 @@ void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double 
 
 void philox_normal_cpu(at::Tensor self, double mean, double std, int64_t key, int64_t offset,
                        at::IntArrayRef global_shape, at::IntArrayRef start) {
-  check_floating(self, "normal_");
-  check_normal_std(std);
+  validate_philox_normal(self, std);
   const ShardMap map(self, global_shape, start);
-  PhiloxCall c = make_call(self, PhiloxKind::kNormal, key, offset);
-  c.mean = mean;
-  c.std = std;
-  c.mean_f = static_cast<float>(mean);
-  c.std_f = static_cast<float>(std);
-  philox_run(self, c, map);
+  philox_run(self, philox_normal_call(self, mean, std, key, offset), map);
 }
 
 void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b, int64_t key,
                              int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
-  check_floating(self, "trunc_normal_");
-  TORCH_CHECK(std > 0.0, "pyinit philox trunc_normal_: expected std > 0, got ", std);
-  TORCH_CHECK(a < b, "pyinit philox trunc_normal_: expected a < b, got a=", a, ", b=", b);
+  validate_philox_trunc_normal(self, std, a, b);
   const ShardMap map(self, global_shape, start);
-  const PhiloxTruncParams t = philox_trunc_params(mean, std, a, b);
-  const PhiloxDtype dtype = philox_dtype(self);
-  const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset);
+  const PhiloxCall call = philox_trunc_normal_call(self, mean, std, a, b, key, offset);
+  const PhiloxTruncParams& t = call.trunc;
+  const DType dtype = call.dtype;
+  const uint64_t k = call.key, o = call.offset;
   auto store = [&](char* base, int64_t l, double v) {
-    if (dtype == PhiloxDtype::kDouble) {
+    if (dtype == DType::kDouble) {
       reinterpret_cast<double*>(base)[l] = v;
     } else {
       store_float_as(base, l, static_cast<float>(v), dtype);
@@ -277,10 +183,9 @@ void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a,
   };
   // Float dtypes, rejection: round 0 of whole tiles through the (SIMD) normal tile kernel; the elements it
   // rejects (and the rest) through the scalar definition, which gives the same round-0 values.
-  const bool tiled = t.rejection && dtype != PhiloxDtype::kDouble;
-  PhiloxCall normal = make_call(self, PhiloxKind::kNormal, key, offset);
-  normal.mean_f = static_cast<float>(mean);
-  normal.std_f = static_cast<float>(std);
+  const bool tiled = t.rejection && dtype != DType::kDouble;
+  PhiloxCall normal = call;
+  normal.kind = PhiloxKind::kNormal;
   const PhiloxFloatTileFn tile_fn = float_tile_kernel();
   philox_launch(self, map, [&](char* base, int64_t l, uint64_t g, int64_t n) {
     alignas(32) float scratch[32];
@@ -307,8 +212,7 @@ void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a,
 // Raw words: element i gets word slot of its block (one word per element) at counter stream `stream`.
 void philox_bits_cpu(at::Tensor self, int64_t key, int64_t offset, int64_t stream, at::IntArrayRef global_shape,
                      at::IntArrayRef start) {
-  TORCH_CHECK(self.scalar_type() == at::kInt, "pyinit philox_bits_: expected an int32 tensor, got ",
-              self.scalar_type());
+  validate_philox_bits(self);
   const ShardMap map(self, global_shape, start);
   const uint64_t k = static_cast<uint64_t>(key), o = static_cast<uint64_t>(offset);
   const uint64_t s = static_cast<uint64_t>(stream);
@@ -378,19 +282,14 @@ SparseScan sparse_scan_params(int64_t rows, int64_t num_zeros, uint64_t* low_lim
 
 void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
                        at::IntArrayRef global_shape, at::IntArrayRef start) {
-  TORCH_CHECK(self.dim() == 2, "pyinit philox_sparse_: expected a 2-D tensor, got ", self.dim(), " dims");
-  TORCH_CHECK(num_zeros >= 0, "pyinit philox_sparse_: expected num_zeros >= 0, got ", num_zeros);
+  validate_philox_sparse(self, num_zeros);
   const ShardMap map(self, global_shape, start);  // checks that the block fits
   const bool values = stddev.has_value();
   PhiloxCall call;
   if (values) {
     check_floating(self, "sparse_");
     check_normal_std(*stddev);
-    call = make_call(self, PhiloxKind::kNormal, key, offset);
-    call.mean = 0.0;
-    call.std = *stddev;
-    call.mean_f = 0.0f;
-    call.std_f = static_cast<float>(*stddev);
+    call = philox_normal_call(self, 0.0, *stddev, key, offset);
   }
   const int64_t rows = global_shape.empty() ? self.size(0) : global_shape[0];
   const int64_t cols = global_shape.empty() ? self.size(1) : global_shape[1];
@@ -398,8 +297,7 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
   const int64_t local_rows = self.size(0), local_cols = self.size(1);
   TORCH_CHECK(rows < (int64_t{1} << 32), "pyinit philox_sparse_: too many rows (", rows, ")");
   const int64_t k = std::min(num_zeros, rows);
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!has_elements_to_write(self)) return;
   if (k == 0 || k == rows) {
     if (values && k == 0) philox_run(self, call, map);
     if (k == rows) self.zero_();

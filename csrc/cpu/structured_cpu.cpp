@@ -1,5 +1,5 @@
 // CPU implementations of the deterministic initializers (fill_, eye_, dirac_) and the tail of orthogonal_.
-// One pass each, no Python loops. sparse_ lives with the random initializers (random_cpu.cpp).
+// One pass each, no Python loops.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -16,8 +16,9 @@
 #include <immintrin.h>
 #endif
 
-#include "../checks.h"
-#include "ops_cpu.h"
+#include "cpu/cpu_isa.h"
+#include "memory_order.h"
+#include "validate.h"
 
 namespace pyinit::cpu {
 namespace {
@@ -36,37 +37,8 @@ constexpr int64_t kGrainBytes = 128 * 1024;
 // permuted view (a transpose, channels_last) is one flat fill and any other view one fill per innermost row,
 // with no div/mod per element. Every check runs before the first store: a failed call writes nothing.
 
-// `self`'s dimensions in memory order (outermost first), without size-1 dimensions, neighbours coalesced.
-struct MemoryOrderLayout {
-  std::vector<int64_t> sizes, strides;
-};
-
-MemoryOrderLayout memory_order_layout(const at::Tensor& self) {
-  std::vector<int64_t> dims;
-  for (int64_t d = 0; d < self.dim(); ++d) {
-    if (self.size(d) != 1) dims.push_back(d);
-  }
-  std::stable_sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) { return self.stride(a) > self.stride(b); });
-  MemoryOrderLayout layout;
-  for (const int64_t d : dims) {
-    const int64_t size = self.size(d), stride = self.stride(d);
-    if (!layout.sizes.empty() && layout.strides.back() == stride * size) {
-      layout.sizes.back() *= size;
-      layout.strides.back() = stride;
-    } else {
-      layout.sizes.push_back(size);
-      layout.strides.push_back(stride);
-    }
-  }
-  return layout;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PYINIT_FILL_AVX2 1
-inline bool cpu_has_avx2() {
-  static const bool has_avx2 = __builtin_cpu_supports("avx2");
-  return has_avx2;
-}
 
 inline __attribute__((target("avx2"))) __m256i broadcast_avx2(uint16_t bits) {
   return _mm256_set1_epi16(static_cast<int16_t>(bits));
@@ -106,7 +78,7 @@ void fill_contiguous(bits_t* data, int64_t n, bits_t bits) {
     return;
   }
 #ifdef PYINIT_FILL_AVX2
-  if (cpu_has_avx2()) return fill_contiguous_avx2(data, n, bits);
+  if (cpu_isa() == CpuIsa::kAvx2) return fill_contiguous_avx2(data, n, bits);
 #endif
   std::fill_n(data, n, bits);
 }
@@ -123,7 +95,7 @@ void strided_fill(bits_t* data, int64_t n, int64_t stride, bits_t bits) {
 template <typename bits_t>
 void fill_bits(const at::Tensor& self, bits_t bits) {
   bits_t* base = static_cast<bits_t*>(self.data_ptr());
-  const MemoryOrderLayout layout = memory_order_layout(self);
+  const CoalescedLayout layout = coalesced_layout(self, decreasing_stride_order(self));
   const int64_t dims = static_cast<int64_t>(layout.sizes.size());
   constexpr int64_t grain = kGrainBytes / static_cast<int64_t>(sizeof(bits_t));
   if (dims == 0) {  // a single element
@@ -183,17 +155,12 @@ void fill_value(const at::Tensor& self, double value) {
 }
 
 void fill_cpu(at::Tensor self, double value) {
-  check_floating(self, "fill_");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_fill(self)) return;
   fill_value(self, value);
 }
 
 void eye_cpu(at::Tensor self) {
-  check_floating(self, "eye_");
-  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_eye(self)) return;
   fill_value(self, 0.0);
   const int64_t diagonal = std::min(self.size(0), self.size(1));
   const int64_t step = self.stride(0) + self.stride(1);
@@ -205,12 +172,8 @@ void eye_cpu(at::Tensor self) {
 }
 
 void dirac_cpu(at::Tensor self, int64_t groups) {
-  check_floating(self, "dirac_");
+  if (!validate_dirac(self, groups)) return;
   const int64_t dims = self.dim();
-  TORCH_CHECK(dims >= 3 && dims <= 5, "Only tensors with 3, 4, or 5 dimensions are supported");
-  TORCH_CHECK(groups > 0 && self.size(0) % groups == 0, "dim 0 must be divisible by groups");
-  if (self.numel() == 0) return;
-  check_writable(self);
   fill_value(self, 0.0);
   const int64_t out_per_group = self.size(0) / groups;
   const int64_t min_dim = std::min(out_per_group, self.size(1));
@@ -231,10 +194,7 @@ void dirac_cpu(at::Tensor self, int64_t groups) {
 // self.mul_(gain). float and double follow torch's roundings step by step; half and bfloat16 (where torch's QR
 // raises) compute in float and round once.
 void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double gain, bool transposed) {
-  check_floating(self, "orthogonal_");
-  TORCH_CHECK(self.dim() == 2, "pyinit.orthogonal_finish_: expected the (rows, cols) view");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_orthogonal_finish(self, q, r, transposed)) return;
   const at::Tensor q_c = q.contiguous();
   const at::Tensor diag = r.diagonal().contiguous();
   const int64_t rows = self.size(0), cols = self.size(1);

@@ -1,5 +1,5 @@
 #pragma once
-// The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in torch_stream.h.
+// The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in torch_stream_kernels_per_isa.h.
 
 #include <ATen/core/MT19937RNGEngine.h>
 #include <c10/core/ScalarType.h>
@@ -23,13 +23,13 @@ struct TorchStreamKernels {
   // The next `count` words of torch's Mersenne Twister (see mt19937_bulk.h), vectorized for the capability.
   void (*draw_words)(at::mt19937& engine, uint32_t* out, int64_t count);
   // The transforms below run on the calling thread over the range they are given; callers parallelize (and
-  // overlap them with the draw: see Note [Serial producer, parallel consumers] in ops_cpu.h).
+  // overlap them with the draw: see Note [Serial producer, parallel consumers] in torch_stream_pipeline.h).
   // uniform_ (and masked_uniform_ when `mask`) of elements [begin, end): `words` holds 1 word per element (2 for
   // double); it may alias out.
   void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t begin, int64_t end,
                              double from, double to, bool mask, double threshold);
   // normal_ on >= 16 contiguous elements, blocks [first_block, last_block) of 16 elements: `words` as laid out by
-  // normal_fill_main_words() (ops_cpu.h); may alias out for float/double. When `zero_mask` is not null, the
+  // normal_fill_main_words() (torch_stream_pipeline.h); may alias out for float/double. When `zero_mask` is not null, the
   // elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
   void (*normal_blocks)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
                         int64_t last_block, double mean, double std, const ZeroMask* zero_mask);

@@ -1,6 +1,6 @@
 #pragma once
-// Helpers of the CUDA glue (compiled only against a CUDA build of torch): dtype mapping, the generator and its
-// graph-safe Philox state, memory-order outputs and the 32-bit split, launch layouts.
+// Helpers of the CUDA glue (compiled only against a CUDA build of torch): the generator and its graph-safe
+// Philox state, the 32-bit split of a memory-order output, launch layouts.
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -14,22 +14,13 @@
 #include <optional>
 #include <vector>
 
-#include "../checks.h"
-#include "../pyinit/curand_philox.h"
-#include "index_split.h"
-#include "kernels.h"
+#include "cuda/index_split.h"
+#include "cuda/kernels.h"
+#include "memory_order.h"
+#include "pyinit/curand_philox.h"
+#include "validate.h"
 
 namespace pyinit::cuda {
-
-inline DType to_dtype(at::ScalarType type) {
-  switch (type) {
-    case at::kHalf: return DType::kHalf;
-    case at::kBFloat16: return DType::kBFloat16;
-    case at::kFloat: return DType::kFloat;
-    case at::kDouble: return DType::kDouble;
-    default: TORCH_CHECK(false, "pyinit: unsupported dtype ", type);
-  }
-}
 
 // The generator torch would use: `generator`, else the default generator of the current device (callers set
 // the device guard to the tensor's device first).
@@ -60,82 +51,44 @@ inline DeviceLimits checked_device_limits(const at::Tensor& self) {
   return limits;
 }
 
-// `self` in TensorIterator's order for a single written tensor (dimensions by decreasing stride, size-1 ones
-// left in place), written through a contiguous buffer: `self` itself when that order is its memory order
-// (dense tensors), else a temporary copied back by commit(). Also emulates the 32-bit split of that iteration
-// (Note [The 32-bit indexing split]); throws NotImplementedError, before anything is written or drawn, where
-// the emulation does not apply.
-class MemoryOrderOutput {
- public:
-  explicit MemoryOrderOutput(const at::Tensor& self) {
-    std::vector<int64_t> perm(self.dim());
-    std::iota(perm.begin(), perm.end(), 0);
-    const auto strides = self.strides();
-    const auto sizes = self.sizes();
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      if (sizes[a] == 1 || sizes[b] == 1) return false;
-      return strides[a] > strides[b];
-    });
-    view_ = self.permute(perm);
-    buffer_ = view_.is_contiguous() ? view_ : at::empty(view_.sizes(), self.options());
-    // TensorIterator's coalesced shape: drop size-1 dims, merge neighbours that are contiguous to each other.
-    std::vector<int64_t> dim_sizes, dim_strides;  // slowest first
-    for (int64_t d = 0; d < view_.dim(); ++d) {
-      const int64_t size = view_.size(d), stride = view_.stride(d);
-      if (size == 1) continue;
-      if (!dim_sizes.empty() && dim_strides.back() == stride * size) {
-        dim_sizes.back() *= size;
-        dim_strides.back() = stride;
-      } else {
-        dim_sizes.push_back(size);
-        dim_strides.push_back(stride);
-      }
-    }
-    const int64_t element = static_cast<int64_t>(self.element_size());
-    for (auto& stride : dim_strides) stride *= element;
-    const int dims = static_cast<int>(dim_sizes.size());
-    if (dims <= 1) {
-      pieces_ = split_32bit_1d(self.numel(), dims == 0 ? element : dim_strides[0]);
-    } else {
-      TORCH_CHECK_NOT_IMPLEMENTED(fits_32bit_indexing(dim_sizes.data(), dim_strides.data(), dims),
-                                  "pyinit: a non-dense CUDA tensor whose memory extent exceeds 2^31 bytes is "
-                                  "split by torch in a way pyinit does not emulate; use torch.nn.init");
-      pieces_.push_back(IndexPiece{0, self.numel()});
-    }
-  }
-  char* data() const { return static_cast<char*>(buffer_.data_ptr()); }
-  int64_t numel() const { return buffer_.numel(); }
-  const std::vector<IndexPiece>& pieces() const { return pieces_; }
-  void commit() {
-    if (!buffer_.is_same(view_)) view_.copy_(buffer_);
-  }
-
- private:
-  at::Tensor view_;
-  at::Tensor buffer_;
-  std::vector<IndexPiece> pieces_;
-};
+// The launch pieces of a memory-order output: TensorIterator's 32-bit split of that iteration, emulated (Note
+// [The 32-bit indexing split]). Throws NotImplementedError, before anything is written or drawn, where the
+// emulation does not apply.
+inline std::vector<IndexPiece> split_32bit_pieces(const MemoryOrderOutput& out) {
+  const at::Tensor& view = out.view();
+  std::vector<int64_t> identity(view.dim());
+  std::iota(identity.begin(), identity.end(), 0);
+  CoalescedLayout layout = coalesced_layout(view, identity);
+  const int64_t element = static_cast<int64_t>(view.element_size());
+  for (auto& stride : layout.strides) stride *= element;
+  const int dims = static_cast<int>(layout.sizes.size());
+  if (dims <= 1) return split_32bit_1d(view.numel(), dims == 0 ? element : layout.strides[0]);
+  TORCH_CHECK_NOT_IMPLEMENTED(fits_32bit_indexing(layout.sizes.data(), layout.strides.data(), dims),
+                              "pyinit: a non-dense CUDA tensor whose memory extent exceeds 2^31 bytes is "
+                              "split by torch in a way pyinit does not emulate; use torch.nn.init");
+  return {IndexPiece{0, view.numel()}};
+}
 
 // Reserves the offsets of one torch distribution call over `out`, as torch does (the whole tensor first, then
 // each 32-bit piece when it splits), and returns the launches. The caller holds generator->mutex_.
 inline std::vector<RandomLaunch> reserve_launches(at::CUDAGeneratorImpl* generator, const MemoryOrderOutput& out,
-                                                  DType dtype, const DeviceLimits& limits,
-                                                  uint64_t* increment_total = nullptr) {
+                                                  const std::vector<IndexPiece>& pieces, DType dtype,
+                                                  const DeviceLimits& limits, uint64_t* increment_total = nullptr) {
   const int unroll = torch_unroll(dtype);
   const auto whole = torch_cuda_launch(out.numel(), limits.sm_count, limits.max_threads_per_sm, unroll);
   const at::PhiloxCudaState whole_state = generator->philox_cuda_state(whole.increment);
   uint64_t total = whole.increment;
   std::vector<RandomLaunch> launches;
-  const auto& pieces = out.pieces();
+  char* data = static_cast<char*>(out.data());
   if (pieces.size() == 1) {
-    launches.push_back(RandomLaunch{out.data(), out.numel(), whole.threads, philox_args(whole_state), limits});
+    launches.push_back(RandomLaunch{data, out.numel(), whole.threads, philox_args(whole_state), limits});
   } else {
     const int64_t element = dtype_size(dtype);
     for (const IndexPiece& piece : pieces) {
       const auto plan = torch_cuda_launch(piece.numel, limits.sm_count, limits.max_threads_per_sm, unroll);
       const at::PhiloxCudaState state = generator->philox_cuda_state(plan.increment);
       total += plan.increment;
-      launches.push_back(RandomLaunch{out.data() + piece.start * element, piece.numel, plan.threads,
+      launches.push_back(RandomLaunch{data + piece.start * element, piece.numel, plan.threads,
                                       philox_args(state), limits});
     }
   }

@@ -1,6 +1,6 @@
 #pragma once
 // The interface between pyinit's CUDA kernels (*.cu, compiled by plain nvcc: CUDA toolkit + csrc/pyinit only)
-// and the torch glue (*_cuda.cpp: tensors, generators, streams, checks, registration).
+// and the torch glue (*_cuda.cpp: tensors, generators, streams, registration; checks in csrc/validate.h).
 //
 // Note [CUDA kernels without torch headers]
 // The .cu files see raw pointers, sizes, a cudaStream_t and the Philox state as plain integers, so that
@@ -11,13 +11,9 @@
 
 #include <cstdint>
 
+#include "pyinit/dtype.h"
+
 namespace pyinit::cuda {
-
-enum class DType : int { kHalf = 0, kBFloat16 = 1, kFloat = 2, kDouble = 3 };
-
-inline int dtype_size(DType dtype) {
-  return dtype == DType::kDouble ? 8 : dtype == DType::kFloat ? 4 : 2;
-}
 
 // torch's curand values per call: 4 (float4) for float/half/bfloat16, 2 (double2) for double.
 inline int torch_unroll(DType dtype) { return dtype == DType::kDouble ? 2 : 4; }

@@ -1,4 +1,4 @@
-// The philox stream's CUDA kernels. See philox_kernels.h and Note [The philox stream].
+// The philox stream's CUDA kernels. See philox_kernels.h and docs/philox_stream.md.
 //   - whole tensors, one word per element or double (not trunc_normal_): one thread per Philox block, which
 //     writes its 4 (or 2) elements of the tile (8-element runs across neighbouring threads: coalesced);
 //   - shards and trunc_normal_: one thread per element (global index from the shard map, then the element's
@@ -6,14 +6,14 @@
 
 #include <algorithm>
 
-#include "philox_kernels.h"
+#include "cuda/philox_kernels.h"
 
-namespace pyinit::cuda::philox {
+namespace pyinit::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ uint64_t global_index(int64_t l, const ShardDims& shard) {
+__device__ __forceinline__ uint64_t global_index(int64_t l, const PhiloxShard& shard) {
   if (shard.dim == 0) return static_cast<uint64_t>(l);
   uint64_t g = 0;
   for (int k = shard.dim - 1; k >= 0; --k) {
@@ -24,34 +24,36 @@ __device__ __forceinline__ uint64_t global_index(int64_t l, const ShardDims& sha
   return g;
 }
 
-__device__ __forceinline__ float float_value(Kind kind, const Philox4x32Counter& w, int slot, const Params& p,
-                                             PhiloxDtype dtype) {
-  float v = kind == Kind::kNormal ? philox_normal_float(w, slot, p.mean_f, p.std_f)
+__device__ __forceinline__ float float_value(PhiloxKind kind, const Philox4x32Counter& w, int slot,
+                                             const PhiloxCall& p,
+                                             DType dtype) {
+  float v = kind == PhiloxKind::kNormal ? philox_normal_float(w, slot, p.mean_f, p.std_f)
                                   : philox_uniform_float(philox_lane(w, slot), p.low_f, p.span_f);
   v = round_to_dtype(v, dtype);
-  return kind == Kind::kMaskedUniform ? philox_mask_float(v, p.threshold_f) : v;
+  return kind == PhiloxKind::kMaskedUniform ? philox_mask_float(v, p.threshold_f) : v;
 }
 
-__device__ __forceinline__ double double_value(Kind kind, const Philox4x32Counter& w, int slot, const Params& p) {
-  if (kind == Kind::kNormal) return dadd_rn(dmul_rn(philox_standard_normal_double(w, slot), p.std), p.mean);
+__device__ __forceinline__ double double_value(PhiloxKind kind, const Philox4x32Counter& w, int slot,
+                                               const PhiloxCall& p) {
+  if (kind == PhiloxKind::kNormal) return dadd_rn(dmul_rn(philox_standard_normal_double(w, slot), p.std), p.mean);
   const double v = philox_uniform_double(philox_lane(w, 2 * slot), philox_lane(w, 2 * slot + 1), p.low, p.span);
-  return kind == Kind::kMaskedUniform ? philox_mask_double(v, p.threshold) : v;
+  return kind == PhiloxKind::kMaskedUniform ? philox_mask_double(v, p.threshold) : v;
 }
 
 // One element: local index l, global index g.
-__device__ __forceinline__ void write_element(Kind kind, PhiloxDtype dtype, void* out, int64_t l, uint64_t g,
-                                              const Params& p) {
-  if (kind == Kind::kBits) {
+__device__ __forceinline__ void write_element(PhiloxKind kind, DType dtype, void* out, int64_t l, uint64_t g,
+                                              const PhiloxCall& p) {
+  if (kind == PhiloxKind::kBits) {
     const PhiloxTile t = philox_tile(g, 1);
     static_cast<uint32_t*>(out)[l] = philox_lane(philox_block(p.key, p.offset, t.block, p.stream), t.slot);
-  } else if (kind == Kind::kTruncNormal) {
+  } else if (kind == PhiloxKind::kTruncNormal) {
     const double v = philox_trunc_normal_value(p.key, p.offset, g, p.trunc, dtype);
-    if (dtype == PhiloxDtype::kDouble) {
+    if (dtype == DType::kDouble) {
       static_cast<double*>(out)[l] = v;
     } else {
       store_float_as(out, l, static_cast<float>(v), dtype);
     }
-  } else if (dtype == PhiloxDtype::kDouble) {
+  } else if (dtype == DType::kDouble) {
     const PhiloxTile t = philox_tile(g, 2);
     static_cast<double*>(out)[l] = double_value(kind, philox_block(p.key, p.offset, t.block, 0), t.slot, p);
   } else {
@@ -60,8 +62,8 @@ __device__ __forceinline__ void write_element(Kind kind, PhiloxDtype dtype, void
   }
 }
 
-__global__ void philox_element_kernel(Kind kind, PhiloxDtype dtype, void* out, int64_t n, Params p,
-                                      ShardDims shard) {
+__global__ void philox_element_kernel(PhiloxKind kind, DType dtype, void* out, int64_t n, PhiloxCall p,
+                                      PhiloxShard shard) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t l = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; l < n; l += stride) {
     write_element(kind, dtype, out, l, global_index(l, shard), p);
@@ -69,8 +71,8 @@ __global__ void philox_element_kernel(Kind kind, PhiloxDtype dtype, void* out, i
 }
 
 // Whole tensor: thread = Philox block b of tile b / 8; it owns elements tile * T + slot * 8 + b % 8.
-__global__ void philox_block_kernel(Kind kind, PhiloxDtype dtype, void* out, int64_t n, Params p) {
-  const bool is_double = dtype == PhiloxDtype::kDouble && kind != Kind::kBits;
+__global__ void philox_block_kernel(PhiloxKind kind, DType dtype, void* out, int64_t n, PhiloxCall p) {
+  const bool is_double = dtype == DType::kDouble && kind != PhiloxKind::kBits;
   const int64_t tile_size = is_double ? 16 : 32;
   const int slots = is_double ? 2 : 4;
   const int64_t blocks = (n + tile_size - 1) / tile_size * 8;
@@ -81,7 +83,7 @@ __global__ void philox_block_kernel(Kind kind, PhiloxDtype dtype, void* out, int
     for (int slot = 0; slot < slots; ++slot) {
       const int64_t e = first + 8 * slot;
       if (e >= n) break;
-      if (kind == Kind::kBits) {
+      if (kind == PhiloxKind::kBits) {
         static_cast<uint32_t*>(out)[e] = philox_lane(w, slot);
       } else if (is_double) {
         static_cast<double*>(out)[e] = double_value(kind, w, slot, p);
@@ -102,18 +104,20 @@ int grid_for(int64_t work) {
 
 }  // namespace
 
-cudaError_t launch_philox(Kind kind, PhiloxDtype dtype, void* out, int64_t n, const Params& params,
-                          const ShardDims& shard, cudaStream_t stream) {
+cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard,
+                          cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (shard.dim == 0 && kind != Kind::kTruncNormal) {
-    const bool is_double = dtype == PhiloxDtype::kDouble && kind != Kind::kBits;
+  const PhiloxKind kind = call.kind;
+  const DType dtype = call.dtype;
+  if (shard.dim == 0 && kind != PhiloxKind::kTruncNormal) {
+    const bool is_double = dtype == DType::kDouble && kind != PhiloxKind::kBits;
     const int64_t tile_size = is_double ? 16 : 32;
     const int64_t blocks = (n + tile_size - 1) / tile_size * 8;
-    philox_block_kernel<<<grid_for(blocks), kThreads, 0, stream>>>(kind, dtype, out, n, params);
+    philox_block_kernel<<<grid_for(blocks), kThreads, 0, stream>>>(kind, dtype, out, n, call);
   } else {
-    philox_element_kernel<<<grid_for(n), kThreads, 0, stream>>>(kind, dtype, out, n, params, shard);
+    philox_element_kernel<<<grid_for(n), kThreads, 0, stream>>>(kind, dtype, out, n, call, shard);
   }
   return cudaGetLastError();
 }
 
-}  // namespace pyinit::cuda::philox
+}  // namespace pyinit::cuda

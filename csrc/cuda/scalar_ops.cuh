@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "kernels.h"
+#include "cuda/kernels.h"
 
 namespace pyinit::cuda {
 

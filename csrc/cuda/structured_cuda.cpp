@@ -1,17 +1,16 @@
 // CUDA implementations of the deterministic initializers (fill_, eye_, dirac_) and of the tail of orthogonal_:
-// checks as on CPU (csrc/cpu/structured_cpu.cpp), then one kernel of structured_kernels.cu each.
+// the shared checks (csrc/validate.h), then one kernel of structured_kernels.cu each.
 
 #include <torch/library.h>
 
-#include "cuda_glue.h"
+#include "cuda/cuda_glue.h"
+#include "validate.h"
 
 namespace pyinit::cuda {
 namespace {
 
 void fill_cuda(at::Tensor self, double value) {
-  check_floating(self, "fill_");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_fill(self)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   if (!self.is_non_overlapping_and_dense() && self.dim() > kMaxDims) {
     self.fill_(value);  // same values; torch's strided kernel handles any rank
@@ -34,22 +33,14 @@ void fill_cuda(at::Tensor self, double value) {
 }
 
 void eye_cuda(at::Tensor self) {
-  check_floating(self, "eye_");
-  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_eye(self)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   launch_eye(to_dtype(self.scalar_type()), make_layout(self), c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void dirac_cuda(at::Tensor self, int64_t groups) {
-  check_floating(self, "dirac_");
-  const int64_t dims = self.dim();
-  TORCH_CHECK(dims >= 3 && dims <= 5, "Only tensors with 3, 4, or 5 dimensions are supported");
-  TORCH_CHECK(groups > 0 && self.size(0) % groups == 0, "dim 0 must be divisible by groups");
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_dirac(self, groups)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   launch_dirac(to_dtype(self.scalar_type()), make_layout(self), groups, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -57,21 +48,7 @@ void dirac_cuda(at::Tensor self, int64_t groups) {
 
 // See the CPU version: q *= sign(diag(r)); (q.t_() when transposed); self.copy_(q); self.mul_(gain).
 void orthogonal_finish_cuda(at::Tensor self, at::Tensor q, at::Tensor r, double gain, bool transposed) {
-  check_floating(self, "orthogonal_");
-  TORCH_CHECK(self.dim() == 2, "pyinit.orthogonal_finish_: expected the (rows, cols) view");
-  if (self.numel() == 0) return;
-  check_writable(self);
-  TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble,
-              "pyinit.orthogonal_finish_: q must be float32 or float64, got ", q.scalar_type());
-  TORCH_CHECK(r.scalar_type() == q.scalar_type(), "pyinit.orthogonal_finish_: q and r must have the same dtype");
-  TORCH_CHECK(q.device() == self.device() && r.device() == self.device(),
-              "pyinit.orthogonal_finish_: q and r must be on ", self.device());
-  TORCH_CHECK(q.dim() == 2 && r.dim() == 2, "pyinit.orthogonal_finish_: q and r must be matrices");
-  const int64_t q_rows = transposed ? self.size(1) : self.size(0);
-  const int64_t q_cols = transposed ? self.size(0) : self.size(1);
-  TORCH_CHECK(q.size(0) == q_rows && q.size(1) == q_cols, "pyinit.orthogonal_finish_: q has shape ", q.sizes(),
-              ", expected (", q_rows, ", ", q_cols, ")");
-  TORCH_CHECK(std::min(r.size(0), r.size(1)) >= q_cols, "pyinit.orthogonal_finish_: r has too few diagonal entries");
+  if (!validate_orthogonal_finish(self, q, r, transposed)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   const at::Tensor q_c = q.contiguous();
   const at::Tensor diag = r.diagonal().contiguous();

@@ -2,8 +2,8 @@
 // orthogonal_: one kernel each. Each element's value is a function of its row-major index; contiguous tensors
 // are written with 16-byte stores, other layouts element by element through their strides.
 
-#include "kernels.h"
-#include "scalar_ops.cuh"
+#include "cuda/kernels.h"
+#include "cuda/scalar_ops.cuh"
 
 namespace pyinit::cuda {
 namespace {

@@ -17,8 +17,8 @@
 
 #include <cstdint>
 
-#include "macros.h"
-#include "philox.h"
+#include "pyinit/macros.h"
+#include "pyinit/philox.h"
 
 namespace pyinit {
 

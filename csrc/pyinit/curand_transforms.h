@@ -15,7 +15,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "macros.h"
+#include "pyinit/macros.h"
 
 namespace pyinit {
 

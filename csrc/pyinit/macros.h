@@ -4,10 +4,8 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define PYINIT_HOST_DEVICE __host__ __device__
-#define PYINIT_DEVICE __device__
 #else
 #define PYINIT_HOST_DEVICE
-#define PYINIT_DEVICE
 #endif
 
 #define PYINIT_INLINE PYINIT_HOST_DEVICE inline

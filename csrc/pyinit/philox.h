@@ -2,11 +2,12 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), written once for the
 // host and the device. Used by the CUDA kernels of the `torch` stream (which reproduce curand's Philox, the
 // generator torch's CUDA distributions use) and by both backends of the `philox` stream.
-// Checked against the Random123 known-answer vectors in tests/cpp/test_philox.cpp and tests/test_philox_kat.py.
+// Checked against the Random123 known-answer vectors in tests/cpp/test_pyinit.cpp, tests/test_philox_kat.py and
+// csrc/cuda/tests/host_selftest.cpp.
 
 #include <cstdint>
 
-#include "macros.h"
+#include "pyinit/macros.h"
 
 namespace pyinit {
 

@@ -19,6 +19,7 @@
 // inverse-CDF trunc_normal_ of every dtype) are pyinit's own, built from those operations: see
 // Note [philox double math] in philox_math.h.
 
+#include "pyinit/dtype.h"
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -29,7 +30,7 @@
 
 namespace pyinit {
 
-enum class PhiloxDtype : int { kHalf = 0, kBFloat16 = 1, kFloat = 2, kDouble = 3 };
+using PhiloxDtype = DType;  // the one dtype enum (csrc/pyinit/dtype.h), under the name these transforms use
 
 // ---- the counter map -----------------------------------------------------------------------------------------
 

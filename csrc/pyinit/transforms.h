@@ -1,11 +1,11 @@
 #pragma once
 // uint32 words -> values, shared by the CPU and CUDA kernels.
-// See Note [The torch stream on CPU] in csrc/cpu/torch_stream.h for where each formula comes from.
+// See Note [The torch stream on CPU] in csrc/cpu/torch_stream_kernels_per_isa.h for where each formula comes from.
 
 #include <cmath>
 #include <cstdint>
 
-#include "macros.h"
+#include "pyinit/macros.h"
 
 namespace pyinit {
 

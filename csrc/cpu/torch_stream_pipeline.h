@@ -1,12 +1,11 @@
 #pragma once
-// Helpers shared by the CPU operator implementations: the generator, bulk word draws, memory-order output.
+// The torch stream's CPU pipeline: the generator, bulk word draws from it, the serial-draw / parallel-transform
+// pipeline and the word buffers. See Note [The torch stream on CPU] (torch_stream_kernels_per_isa.h).
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/core/DistributionsHelper.h>
-#include <ATen/Version.h>
-
 #include <ATen/Parallel.h>
+#include <ATen/core/DistributionsHelper.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,8 +17,9 @@
 #include <optional>
 #include <vector>
 
-#include "../pyinit/transforms.h"
-#include "torch_stream_kernels.h"
+#include "cpu/cpu_isa.h"
+#include "cpu/torch_stream_kernels.h"
+#include "pyinit/transforms.h"
 
 namespace pyinit::cpu {
 
@@ -33,12 +33,14 @@ inline at::CPUGeneratorImpl* cpu_generator(const std::optional<at::Generator>& g
 // variant). See Note [The torch stream on CPU].
 inline const TorchStreamKernels& torch_stream_kernels() {
 #if defined(__x86_64__) || defined(_M_X64)
-  // "DEFAULT", "AVX2", "AVX512" (honours ATEN_CPU_CAPABILITY); fixed for the life of the process.
-  static const bool vectorized = at::get_cpu_capability() != "DEFAULT";
-  if (vectorized) return torch_stream_kernels_avx2();
+  if (cpu_isa() == CpuIsa::kAvx2) return torch_stream_kernels_avx2();
 #endif
   return torch_stream_kernels_default();
 }
+
+// Elements per pipeline block (a multiple of 16, normal_'s Box-Muller block): large enough to amortize the
+// hand-off, small enough that a block's words are still in cache when another thread transforms them.
+constexpr int64_t kPipelineBlock = 1 << 15;
 
 // Draws `count` words from the generator; the caller holds generator->mutex_.
 inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t count) {
@@ -77,14 +79,14 @@ class SlotWords {
 // of `ring` slots: slot b % ring is reused only after the block in it has been consumed. The producer
 // never waits long for a slot: after a short spin (during which it consumes ready blocks itself) block b gets
 // the overflow slot ring + b instead (SlotWords allocates it), because the consumer holding the slot may have
-// been descheduled, and waiting for it made whole calls 4x slower on a loaded 2-vCPU VM. All threads consume
+// been descheduled (see docs/decisions.md, "Draw and transform overlap"). All threads consume
 // once production ends, so it completes on any number of threads (one included, e.g. inside another parallel
 // region). Neither callback may throw.
 template <typename Produce, typename Consume>
 void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produce, const Consume& consume) {
   if (blocks <= 0) return;
   // Waiting: yield first, then sleep. A thread that only yields can keep its core for a whole scheduler slice
-  // when the thread it waits for shares that core (seen on a loaded 2-vCPU VM: 4x slower, by process).
+  // when the thread it waits for shares that core.
   auto back_off = [](int spins) {
     if (spins < 4096) {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -139,41 +141,6 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
     }
   });
 }
-
-// A contiguous buffer standing for `self` in memory order (TensorIterator's visiting order for a single written
-// tensor: dimensions sorted by decreasing stride, row-major). Write into data(), then call commit().
-class MemoryOrderOutput {
- public:
-  explicit MemoryOrderOutput(const at::Tensor& self) {
-    if (self.is_contiguous()) {
-      view_ = self;
-      buffer_ = self;
-      return;
-    }
-    std::vector<int64_t> perm(self.dim());
-    std::iota(perm.begin(), perm.end(), 0);
-    const auto strides = self.strides();
-    const auto sizes = self.sizes();
-    // Size-1 dimensions do not change the order; keep them in place so ties stay stable.
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      if (sizes[a] == 1 || sizes[b] == 1) return false;
-      return strides[a] > strides[b];
-    });
-    view_ = self.permute(perm);
-    buffer_ = view_.is_contiguous() ? view_ : at::empty(view_.sizes(), self.options());
-  }
-  void* data() const { return buffer_.data_ptr(); }
-  template <typename T>
-  T* data_as() const { return buffer_.data_ptr<T>(); }
-  int64_t numel() const { return buffer_.numel(); }
-  void commit() {
-    if (!buffer_.is_same(view_)) view_.copy_(buffer_);
-  }
-
- private:
-  at::Tensor view_;
-  at::Tensor buffer_;
-};
 
 // The output's own memory when it can hold `count` words (float: 1 per element, double: 2), else null.
 inline uint32_t* words_in_output(void* output, int64_t output_bytes, int64_t count) {

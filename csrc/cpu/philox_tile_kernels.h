@@ -1,26 +1,13 @@
 #pragma once
-// The philox stream on CPU: the parameters of one call and the tile kernels (portable and AVX2).
-// See Note [The philox stream] in csrc/pyinit/philox_transforms.h.
+// The philox stream's CPU tile kernels (portable and AVX2) and sparse_'s row kernels. See docs/philox_stream.md.
 
 #include <cstdint>
 #include <cstring>
 
-#include "../pyinit/philox_transforms.h"
+#include "pyinit/philox_call.h"
+#include "pyinit/philox_transforms.h"
 
 namespace pyinit::cpu {
-
-enum class PhiloxKind : int { kUniform = 0, kMaskedUniform = 1, kNormal = 2 };
-
-// Final numbers of one call, in the precision the transforms use.
-struct PhiloxCall {
-  uint64_t key = 0;
-  uint64_t offset = 0;
-  PhiloxKind kind = PhiloxKind::kUniform;
-  PhiloxDtype dtype = PhiloxDtype::kFloat;
-  float low_f = 0, span_f = 0, threshold_f = 0, mean_f = 0, std_f = 0;
-  double low = 0, span = 0, threshold = 0, mean = 0, std = 0;
-  bool mask_in_tile = false;  // masked uniform on float32: the tile applies the mask itself
-};
 
 // The float values of `count` consecutive tiles starting at `tile` (tile t holds elements 32 t .. 32 t + 31, one
 // word per element) of a uniform, masked uniform or normal call, at counter stream `stream`, into

@@ -28,21 +28,11 @@
 
 #define PYINIT_CPU_CAPABILITY avx2_capability
 #define PYINIT_CPU_AVX2
-#include "torch_stream.h"
+#include "cpu/torch_stream_kernels_per_isa.h"
 
 namespace pyinit::cpu {
 
-const TorchStreamKernels& torch_stream_kernels_avx2() {
-  static const TorchStreamKernels kernels{
-      &mt19937_draw,
-      &avx2_capability::uniform_from_words</*kFma=*/true>,
-      &avx2_capability::normal_blocks,
-      &avx2_capability::normal_tail,
-      &avx2_capability::normal_resample,
-      /*fma=*/true,
-  };
-  return kernels;
-}
+const TorchStreamKernels& torch_stream_kernels_avx2() { return avx2_capability::capability_kernels(); }
 
 }  // namespace pyinit::cpu
 

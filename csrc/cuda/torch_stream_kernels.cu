@@ -12,10 +12,10 @@
 #include <mutex>
 #include <vector>
 
-#include "../pyinit/curand_philox.h"
-#include "../pyinit/curand_transforms.h"
-#include "kernels.h"
-#include "scalar_ops.cuh"
+#include "pyinit/curand_philox.h"
+#include "pyinit/curand_transforms.h"
+#include "cuda/kernels.h"
+#include "cuda/scalar_ops.cuh"
 
 namespace pyinit::cuda {
 namespace {

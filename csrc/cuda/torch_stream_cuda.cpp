@@ -1,12 +1,13 @@
 // CUDA implementations of the torch stream's random initializers: the glue between the operators and the
-// kernels of random_kernels.cu. See Note [torch CUDA element mapping] and Note [Graph-safe Philox state].
+// kernels of torch_stream_kernels.cu. See Note [torch CUDA element mapping] and Note [Graph-safe Philox state].
 
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include "../cpu/mt19937_bulk.h"
-#include "cuda_glue.h"
+#include "cuda/cuda_glue.h"
+#include "torch_randperm.h"
+#include "validate.h"
 
 namespace pyinit::cuda {
 namespace {
@@ -15,20 +16,20 @@ namespace {
 // wrapper only takes this path when the mass inside [a, b] exceeds 0.3, so ~50 rounds suffice for 2^40 values).
 constexpr int32_t kTruncNormalMaxRounds = 10000;
 
-// One torch distribution call over `self` (already checked, numel > 0): reserve the generator's offsets as
+// One torch distribution call over `self` (validated, numel > 0): reserve the generator's offsets as
 // torch does, then launch(dtype, launch, stream) for each piece.
 template <typename Launch>
 void run_distribution(at::Tensor& self, const std::optional<at::Generator>& generator, const Launch& launch) {
-  check_writable(self);
   c10::cuda::CUDAGuard device_guard(self.device());
   const DType dtype = to_dtype(self.scalar_type());
   const DeviceLimits limits = checked_device_limits(self);
   MemoryOrderOutput out(self);
+  const std::vector<IndexPiece> pieces = split_32bit_pieces(out);
   auto* gen = cuda_generator(generator);
   std::vector<RandomLaunch> launches;
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    launches = reserve_launches(gen, out, dtype, limits);
+    launches = reserve_launches(gen, out, pieces, dtype, limits);
   }
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const RandomLaunch& piece : launches) {
@@ -40,8 +41,7 @@ void run_distribution(at::Tensor& self, const std::optional<at::Generator>& gene
 
 void uniform_impl(at::Tensor& self, double low, double high, bool mask, double threshold,
                   const std::optional<at::Generator>& generator) {
-  check_uniform_bounds(self, low, high);
-  if (self.numel() == 0) return;
+  if (!validate_uniform(self, low, high)) return;
   const UniformParams params{low, high, mask, threshold};
   run_distribution(self, generator, [&](DType dtype, const RandomLaunch& piece, cudaStream_t stream) {
     launch_uniform(dtype, piece, params, stream);
@@ -58,9 +58,7 @@ void masked_uniform_cuda(at::Tensor self, double low, double high, double thresh
 }
 
 void normal_cuda(at::Tensor self, double mean, double std, std::optional<at::Generator> generator) {
-  check_floating(self, "normal_");
-  check_normal_std(std);
-  if (self.numel() == 0) return;
+  if (!validate_normal(self, "normal_", std)) return;
   const NormalParams params{mean, std};
   run_distribution(self, generator, [&](DType dtype, const RandomLaunch& piece, cudaStream_t stream) {
     launch_normal(dtype, piece, params, stream);
@@ -70,12 +68,7 @@ void normal_cuda(at::Tensor self, double mean, double std, std::optional<at::Gen
 // See Note [trunc_normal_ by normal proposals] (CPU) and Note [trunc_normal_ in one kernel].
 void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b,
                        std::optional<at::Generator> generator) {
-  check_floating(self, "trunc_normal_");
-  check_normal_std(std);
-  if (self.numel() == 0) return;
-  check_writable(self);
-  TORCH_CHECK(self.is_contiguous() || self.is_non_overlapping_and_dense(),
-              "pyinit.trunc_normal_: the kernel needs a dense tensor (the Python wrapper falls back otherwise)");
+  if (!validate_trunc_normal(self, std)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -86,13 +79,14 @@ void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, doubl
   const DType dtype = to_dtype(self.scalar_type());
   const DeviceLimits limits = checked_device_limits(self);
   MemoryOrderOutput out(self);
+  const std::vector<IndexPiece> pieces = split_32bit_pieces(out);
   auto* gen = cuda_generator(generator);
   at::Tensor max_round = at::zeros({1}, self.options().dtype(at::kInt));
   // The lock is held across the rounds so that the offsets of rounds 1..R follow round 0 directly, as they do
   // in torch when nothing else draws from the generator meanwhile.
   std::lock_guard<std::mutex> lock(gen->mutex_);
   uint64_t round_stride = 0;
-  const std::vector<RandomLaunch> launches = reserve_launches(gen, out, dtype, limits, &round_stride);
+  const std::vector<RandomLaunch> launches = reserve_launches(gen, out, pieces, dtype, limits, &round_stride);
   for (const RandomLaunch& launch : launches) {
     const TruncNormalParams params{mean, std, a, b, round_stride, kTruncNormalMaxRounds, max_round.data_ptr<int32_t>()};
     launch_trunc_normal(dtype, launch, params, stream);
@@ -101,56 +95,20 @@ void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, doubl
   const int32_t rounds = max_round.item<int32_t>();  // synchronizes, as torch's `mask.any()` does every round
   TORCH_CHECK(rounds < kTruncNormalMaxRounds, "pyinit.trunc_normal_: no value inside [", a, ", ", b, "] after ",
               kTruncNormalMaxRounds, " rounds of normal(", mean, ", ", std, ") proposals");
-  for (int32_t round = 1; round <= rounds; ++round) reserve_launches(gen, out, dtype, limits);
+  for (int32_t round = 1; round <= rounds; ++round) reserve_launches(gen, out, pieces, dtype, limits);
   out.commit();
 }
 
-// Fisher-Yates words of torch.randperm(rows) for every column (rows - 1 words each), from the default CPU
-// generator, then the first `zeros` entries of each column's permutation. See Note [sparse_ without a Python
-// loop] (CPU).
-at::Tensor sparse_zero_rows(int64_t rows, int64_t cols, int64_t zeros) {
-  const int64_t words_per_column = rows - 1;
-  const int64_t word_count = std::max<int64_t>(cols * words_per_column, 0);
-  auto words_storage = at::empty({std::max<int64_t>(word_count, 1)}, at::TensorOptions().dtype(at::kInt));
-  uint32_t* words = reinterpret_cast<uint32_t*>(words_storage.data_ptr<int32_t>());
-  {
-    auto* cpu_gen = at::get_generator_or_default<at::CPUGeneratorImpl>(std::nullopt,
-                                                                        at::detail::getDefaultCPUGenerator());
-    std::lock_guard<std::mutex> lock(cpu_gen->mutex_);
-    at::mt19937 engine = cpu_gen->engine();
-    pyinit::cpu::mt19937_draw(engine, words, word_count);
-    cpu_gen->set_engine(engine);
-  }
-  auto indices = at::empty({std::max<int64_t>(cols * zeros, 1)}, at::TensorOptions().dtype(at::kLong));
-  int64_t* out = indices.data_ptr<int64_t>();
-  at::parallel_for(0, cols, std::max<int64_t>(1, 32768 / std::max<int64_t>(rows, 1)), [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> perm(rows);
-    for (int64_t c = begin; c < end; ++c) {
-      std::iota(perm.begin(), perm.end(), 0);
-      const uint32_t* w = words + c * words_per_column;
-      for (int64_t k = 0; k < zeros; ++k) {
-        if (k < rows - 1) std::swap(perm[k], perm[k + static_cast<int64_t>(w[k]) % (rows - k)]);
-        out[c * zeros + k] = perm[k];
-      }
-    }
-  });
-  return indices;
-}
-
 void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {
-  check_floating(self, "sparse_");
-  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
-  check_normal_std(std);
-  if (self.numel() == 0) return;
-  check_writable(self);
+  if (!validate_sparse(self, std)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   const int64_t rows = self.size(0), cols = self.size(1);
-  const int64_t zeros = num_zeros >= 0 ? std::min(num_zeros, rows) : std::max<int64_t>(rows + num_zeros, 0);
+  const int64_t zeros = sparse_zero_count(num_zeros, rows);
   static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
       at::Tensor, double, double, std::optional<at::Generator>)>();
   normal_op.call(self, 0.0, std, generator);
   // torch calls randperm(rows) for every column even when no row is zeroed: draw the words regardless.
-  const at::Tensor rows_cpu = sparse_zero_rows(rows, cols, zeros);
+  const at::Tensor rows_cpu = torch_randperm_prefixes(rows, cols, zeros);
   if (zeros == 0) return;
   const at::Tensor rows_device = rows_cpu.to(self.device());
   launch_sparse_zero(to_dtype(self.scalar_type()), self.data_ptr(), self.stride(0), self.stride(1),

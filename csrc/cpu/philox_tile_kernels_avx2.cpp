@@ -2,12 +2,12 @@
 // Philox blocks per vector, then the uniform / normal
 // transforms of csrc/pyinit/philox_transforms.h operation for operation (no FMA, same polynomials, same order),
 // so the values are bit-identical to the portable kernel and the CUDA kernels. Compiled for AVX2 with a target
-// pragma; only called when the CPU reports AVX2 (philox_cpu.cpp). See Note [The philox stream].
+// pragma; only called when philox_isa() (cpu_isa.h) selects AVX2. See docs/philox_stream.md.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include <cstdint>
 
-#include "philox_cpu.h"
+#include "cpu/philox_tile_kernels.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2")

@@ -15,9 +15,9 @@
 //   3. torch's own results depend on the CPU capability it dispatched: its AVX2/AVX512 builds contract
 //      x * range + from into an FMA and run the AVX2 Box-Muller (log256_ps / sincos256_ps from the shipped
 //      ATen/native/cpu/avx_mathfun.h); its DEFAULT build does neither. pyinit compiles this header twice
-//      (torch_stream_default.cpp, torch_stream_avx2.cpp) and picks the variant at::get_cpu_capability() names.
+//      (torch_stream_kernels_default.cpp, torch_stream_kernels_avx2.cpp) and picks the variant by cpu_isa().
 // Elements are visited in TensorIterator order, which for a single written tensor is the row-major order of the
-// tensor with its dimensions sorted by decreasing stride ("memory order"; see memory_order_view in ops_cpu.h).
+// tensor with its dimensions sorted by decreasing stride ("memory order"; see csrc/memory_order.h).
 // Verified against torch 2.13 (x86-64); pyinit/_support.py falls back to torch elsewhere.
 
 #include <ATen/Parallel.h>
@@ -33,12 +33,12 @@
 #include <optional>
 #include <type_traits>
 
-#include "../pyinit/transforms.h"
-#include "mt19937_bulk.h"
-#include "torch_stream_kernels.h"
+#include "cpu/mt19937_bulk.h"
+#include "cpu/torch_stream_kernels.h"
+#include "pyinit/transforms.h"
 
 #ifndef PYINIT_CPU_CAPABILITY
-#error "define PYINIT_CPU_CAPABILITY before including torch_stream.h (see torch_stream_default.cpp)"
+#error "define PYINIT_CPU_CAPABILITY before including this header (see torch_stream_kernels_default.cpp)"
 #endif
 
 namespace pyinit::cpu {
@@ -60,8 +60,8 @@ inline opmath_type<scalar_t> unit_from_words(const uint32_t* words, int64_t i) {
 // The float uniform_ / masked_uniform_ transform, 8 lanes at a time, with the same operations as the scalar
 // loop below (so the same bits): x = (w & 0xFFFFFF) * 2^-24 (exact int -> float conversion), fma(x, range,
 // from), `to` -> `from`, and for the mask a multiply by 1.0f or 0.0f, which keeps the sign of a zeroed value
-// as `w *= w.abs() >= t` does. Written with intrinsics because GCC compiles the scalar mask as a branch (a
-// coin flip per element, so mispredicted half the time: 6x slower than the unmasked loop).
+// as `w *= w.abs() >= t` does. Written with intrinsics because GCC compiles the scalar mask as a branch, which
+// mispredicts on about half of the elements (docs/decisions.md, "masked_uniform_").
 // `words` may alias `out` (element i's word is words[i]): each vector is loaded before it is overwritten.
 template <bool kMask>
 inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from,
@@ -205,7 +205,7 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin
 
 // Box-Muller on one block of 16 uniforms, in place: lanes j < 8 get r*cos(t), lanes j + 8 get r*sin(t),
 // r = sqrt(-2 log(1 - u[j])), t = 2 pi u[j + 8], then fma(., std, mean). The scalar form (DEFAULT capability,
-// and double everywhere); the AVX2 float form is specialised in torch_stream_avx2.cpp.
+// and double everywhere); the AVX2 float form is specialised below.
 template <typename opmath_t>
 struct BoxMuller16 {
   opmath_t mean, std;
@@ -420,6 +420,22 @@ inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* wo
   dispatch_out(dtype, out, [&](auto* typed_out) {
     normal_resample_impl(typed_out, words, first, pending, count, mean, std, lo, hi);
   });
+}
+
+// This capability's kernel table: FMA contraction and the AVX2 transforms exactly where torch's AVX2/AVX512
+// builds use them.
+#if defined(PYINIT_CPU_AVX2)
+constexpr bool kCapabilityFma = true;
+#else
+constexpr bool kCapabilityFma = false;
+#endif
+
+inline const TorchStreamKernels& capability_kernels() {
+  static const TorchStreamKernels kernels{
+      &mt19937_draw, &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
+      /*fma=*/kCapabilityFma,
+  };
+  return kernels;
 }
 
 }  // namespace PYINIT_CPU_CAPABILITY

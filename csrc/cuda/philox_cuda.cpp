@@ -1,0 +1,70 @@
+// CUDA implementations of the philox stream's operators: the shared checks and call descriptions
+// (csrc/validate.h, csrc/philox_host.h), then one launch of philox_kernels.cu. See docs/philox_stream.md.
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "cuda/philox_kernels.h"
+#include "philox_host.h"
+#include "validate.h"
+
+namespace pyinit::cuda {
+namespace {
+
+// Launches `call` over self (through a contiguous buffer when self is a non-contiguous view).
+void run(at::Tensor& self, const PhiloxCall& call, at::IntArrayRef global_shape, at::IntArrayRef start) {
+  const PhiloxShard shard = ShardMap(self, global_shape, start).device_shard();
+  if (!has_elements_to_write(self)) return;
+  c10::cuda::CUDAGuard device_guard(self.device());
+  at::Tensor buffer = self.is_contiguous() ? self : at::empty(self.sizes(), self.options());
+  const cudaError_t error =
+      launch_philox(buffer.data_ptr(), buffer.numel(), call, shard, c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_CHECK(error);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (!buffer.is_same(self)) self.copy_(buffer);
+}
+
+void philox_uniform_cuda(at::Tensor self, double low, double high, int64_t key, int64_t offset,
+                         at::IntArrayRef global_shape, at::IntArrayRef start) {
+  check_uniform_bounds(self, low, high);
+  run(self, philox_uniform_call(self, low, high, /*mask=*/false, 0.0, key, offset), global_shape, start);
+}
+
+void philox_masked_uniform_cuda(at::Tensor self, double low, double high, double threshold, int64_t key,
+                                int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+  check_uniform_bounds(self, low, high);
+  run(self, philox_uniform_call(self, low, high, /*mask=*/true, threshold, key, offset), global_shape, start);
+}
+
+void philox_normal_cuda(at::Tensor self, double mean, double std, int64_t key, int64_t offset,
+                        at::IntArrayRef global_shape, at::IntArrayRef start) {
+  validate_philox_normal(self, std);
+  run(self, philox_normal_call(self, mean, std, key, offset), global_shape, start);
+}
+
+void philox_trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b, int64_t key,
+                              int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+  validate_philox_trunc_normal(self, std, a, b);
+  run(self, philox_trunc_normal_call(self, mean, std, a, b, key, offset), global_shape, start);
+}
+
+void philox_bits_cuda(at::Tensor self, int64_t key, int64_t offset, int64_t stream, at::IntArrayRef global_shape,
+                      at::IntArrayRef start) {
+  validate_philox_bits(self);
+  run(self, philox_bits_call(self, key, offset, stream), global_shape, start);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
+  m.impl("philox_uniform_", &philox_uniform_cuda);
+  m.impl("philox_normal_", &philox_normal_cuda);
+  m.impl("philox_masked_uniform_", &philox_masked_uniform_cuda);
+  m.impl("philox_trunc_normal_", &philox_trunc_normal_cuda);
+  m.impl("philox_bits_", &philox_bits_cuda);
+}
+
+}  // namespace pyinit::cuda

@@ -1,0 +1,183 @@
+#pragma once
+// The validation layer, shared by every device and both streams (as ATen's DistributionTemplates.h checks once
+// for every backend). Each operator is validate, kernel, register: a validate_* function checks every argument
+// with the message and exception type torch's own kernel gives (uniform_impl_, normal_impl_, nn.init), clamps
+// what torch clamps, and returns false when there is nothing to write. Everything is checked before anything is
+// written, so a failed call leaves the tensor untouched.
+
+#include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include "pyinit/dtype.h"
+
+namespace pyinit {
+
+inline bool is_supported_float(const at::Tensor& self) {
+  const auto t = self.scalar_type();
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+inline void check_floating(const at::Tensor& self, const char* op) {
+  TORCH_CHECK(is_supported_float(self), "pyinit.", op, ": expected a float16, bfloat16, float32 or float64 tensor, ",
+              "got ", self.scalar_type());
+}
+
+// The kernels' dtype enum for a validated floating tensor.
+inline DType to_dtype(at::ScalarType type) {
+  switch (type) {
+    case at::kHalf: return DType::kHalf;
+    case at::kBFloat16: return DType::kBFloat16;
+    case at::kFloat: return DType::kFloat;
+    case at::kDouble: return DType::kDouble;
+    default: TORCH_CHECK(false, "pyinit: unsupported dtype ", type);
+  }
+}
+
+template <typename scalar_t>
+inline void check_uniform_bounds_typed(const at::Tensor& self, double& from, double& to) {
+  const auto min = static_cast<double>(std::numeric_limits<scalar_t>::lowest());
+  const auto max = static_cast<double>(std::numeric_limits<scalar_t>::max());
+  const auto dtype = self.dtype();
+  TORCH_CHECK(from >= min && from <= max, "from", " is out of bounds for ", dtype);
+  TORCH_CHECK(to >= min && to <= max, "to", " is out of bounds for ", dtype);
+  TORCH_CHECK(from <= to, "uniform_ expects to return a [from, to) range, but found from=", from, " > to=", to);
+  TORCH_CHECK((to - from) <= std::numeric_limits<scalar_t>::max(), "uniform_ expects to-from <= std::numeric_limits<",
+              toString(self.scalar_type()), ">::max(), but found to=", to, " and from=", from,
+              " which result in to-from to exceed the limit");
+  from = std::min(std::max(from, min), max);
+  to = std::max(std::min(to, max), min);
+}
+
+// Validates [from, to) for self's dtype exactly as torch's uniform_ does, and clamps them as it does.
+inline void check_uniform_bounds(const at::Tensor& self, double& from, double& to) {
+  switch (self.scalar_type()) {
+    case at::kFloat: return check_uniform_bounds_typed<float>(self, from, to);
+    case at::kDouble: return check_uniform_bounds_typed<double>(self, from, to);
+    case at::kHalf: return check_uniform_bounds_typed<at::Half>(self, from, to);
+    case at::kBFloat16: return check_uniform_bounds_typed<at::BFloat16>(self, from, to);
+    default: check_floating(self, "uniform_");
+  }
+}
+
+inline void check_normal_std(double std) {
+  TORCH_CHECK(std >= 0.0, "normal expects std >= 0.0, but found std ", std);
+}
+
+inline void check_2d(const at::Tensor& self) {
+  TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
+}
+
+// torch's TensorIterator refuses to write a tensor whose elements share memory (an expanded view).
+inline void check_writable(const at::Tensor& self) {
+  at::assert_no_internal_overlap(self);
+}
+
+// The last checks of every in-place op: false (nothing to do) for an empty tensor, else self must be writable.
+inline bool has_elements_to_write(const at::Tensor& self) {
+  if (self.numel() == 0) return false;
+  check_writable(self);
+  return true;
+}
+
+// ---- the torch stream and the deterministic initializers --------------------------------------------------------
+
+// uniform_ / masked_uniform_: low and high are clamped to self's dtype as torch clamps them.
+[[nodiscard]] inline bool validate_uniform(const at::Tensor& self, double& low, double& high) {
+  check_uniform_bounds(self, low, high);
+  return has_elements_to_write(self);
+}
+
+// normal_ (op names the initializer in the dtype error).
+[[nodiscard]] inline bool validate_normal(const at::Tensor& self, const char* op, double std) {
+  check_floating(self, op);
+  check_normal_std(std);
+  return has_elements_to_write(self);
+}
+
+// trunc_normal_ by normal proposals: the kernels need a dense tensor (the Python wrapper falls back otherwise).
+[[nodiscard]] inline bool validate_trunc_normal(const at::Tensor& self, double std) {
+  if (!validate_normal(self, "trunc_normal_", std)) return false;
+  TORCH_CHECK(self.is_contiguous() || self.is_non_overlapping_and_dense(),
+              "pyinit.trunc_normal_: the kernel needs a dense tensor (the Python wrapper falls back otherwise)");
+  return true;
+}
+
+[[nodiscard]] inline bool validate_sparse(const at::Tensor& self, double std) {
+  check_floating(self, "sparse_");
+  check_2d(self);
+  check_normal_std(std);
+  return has_elements_to_write(self);
+}
+
+// Rows zeroed per column by torch.nn.init.sparse_ (`row_indices[:num_zeros]`: a negative count slices from the end).
+inline int64_t sparse_zero_count(int64_t num_zeros, int64_t rows) {
+  return num_zeros >= 0 ? std::min(num_zeros, rows) : std::max<int64_t>(rows + num_zeros, 0);
+}
+
+[[nodiscard]] inline bool validate_fill(const at::Tensor& self) {
+  check_floating(self, "fill_");
+  return has_elements_to_write(self);
+}
+
+[[nodiscard]] inline bool validate_eye(const at::Tensor& self) {
+  check_floating(self, "eye_");
+  check_2d(self);
+  return has_elements_to_write(self);
+}
+
+[[nodiscard]] inline bool validate_dirac(const at::Tensor& self, int64_t groups) {
+  check_floating(self, "dirac_");
+  TORCH_CHECK(self.dim() >= 3 && self.dim() <= 5, "Only tensors with 3, 4, or 5 dimensions are supported");
+  TORCH_CHECK(groups > 0 && self.size(0) % groups == 0, "dim 0 must be divisible by groups");
+  return has_elements_to_write(self);
+}
+
+// The tail of orthogonal_: self is the (rows, cols) view, q the (rows, cols) factor, or (cols, rows) when
+// `transposed`, and r the R factor whose diagonal gives the signs.
+[[nodiscard]] inline bool validate_orthogonal_finish(const at::Tensor& self, const at::Tensor& q, const at::Tensor& r,
+                                                     bool transposed) {
+  check_floating(self, "orthogonal_");
+  TORCH_CHECK(self.dim() == 2, "pyinit.orthogonal_finish_: expected the (rows, cols) view");
+  if (!has_elements_to_write(self)) return false;
+  TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble,
+              "pyinit.orthogonal_finish_: q must be float32 or float64, got ", q.scalar_type());
+  TORCH_CHECK(r.scalar_type() == q.scalar_type(), "pyinit.orthogonal_finish_: q and r must have the same dtype");
+  TORCH_CHECK(q.device() == self.device() && r.device() == self.device(),
+              "pyinit.orthogonal_finish_: q and r must be on ", self.device());
+  TORCH_CHECK(q.dim() == 2 && r.dim() == 2, "pyinit.orthogonal_finish_: q and r must be matrices");
+  const int64_t q_rows = transposed ? self.size(1) : self.size(0);
+  const int64_t q_cols = transposed ? self.size(0) : self.size(1);
+  TORCH_CHECK(q.size(0) == q_rows && q.size(1) == q_cols, "pyinit.orthogonal_finish_: q has shape ", q.sizes(),
+              ", expected (", q_rows, ", ", q_cols, ")");
+  TORCH_CHECK(std::min(r.size(0), r.size(1)) >= q_cols, "pyinit.orthogonal_finish_: r has too few diagonal entries");
+  return true;
+}
+
+// ---- the philox stream (the shard arguments are validated by ShardMap, csrc/philox_host.h) ----------------------
+
+inline void validate_philox_normal(const at::Tensor& self, double std) {
+  check_floating(self, "normal_");
+  check_normal_std(std);
+}
+
+inline void validate_philox_trunc_normal(const at::Tensor& self, double std, double a, double b) {
+  check_floating(self, "trunc_normal_");
+  TORCH_CHECK(std > 0.0, "pyinit philox trunc_normal_: expected std > 0, got ", std);
+  TORCH_CHECK(a < b, "pyinit philox trunc_normal_: expected a < b, got a=", a, ", b=", b);
+}
+
+inline void validate_philox_bits(const at::Tensor& self) {
+  TORCH_CHECK(self.scalar_type() == at::kInt, "pyinit philox_bits_: expected an int32 tensor, got ",
+              self.scalar_type());
+}
+
+inline void validate_philox_sparse(const at::Tensor& self, int64_t num_zeros) {
+  TORCH_CHECK(self.dim() == 2, "pyinit philox_sparse_: expected a 2-D tensor, got ", self.dim(), " dims");
+  TORCH_CHECK(num_zeros >= 0, "pyinit philox_sparse_: expected num_zeros >= 0, got ", num_zeros);
+}
+
+}  // namespace pyinit
