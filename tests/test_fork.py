@@ -1,7 +1,7 @@
-"""A child made by fork() after pyinit ran a parallel kernel can initialize, with the values the parent
-gets: libgomp would otherwise hang it (see Note [Forked children run serially]). torch's own
-OpenMP-parallel ops run there too; its MKL-threaded ones (exp_ after set_num_threads(2)) hang in such a
-child with or without pyinit, so they are not part of this test."""
+"""A child made by fork() after pyinit ran a parallel kernel can initialize, with the values the
+parent gets: libgomp would otherwise hang it (see Note [Forked children run serially]). torch's own
+OpenMP-parallel ops run there too; its MKL-threaded ones (exp_ after set_num_threads(2)) hang in
+such a child with or without pyinit, so they are not part of this test."""
 
 from __future__ import annotations
 
