@@ -10,6 +10,7 @@ kernels and, in the torch stream, gets the same weights it would have got from t
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import torch.nn.init as _torch_init
@@ -27,19 +28,35 @@ _PATCHED_NAMES = tuple(
 )
 
 _originals: dict[str, object] = {}
+# Module-level names bound to torch.nn.init's functions at import time elsewhere in torch.nn
+# (`from torch.nn.init import xavier_uniform_` in torch.nn.modules.activation and .transformer):
+# (module, name) -> torch's function.
+_bound_elsewhere: dict[tuple[object, str], object] = {}
 
 
 def _install() -> None:
     for name in _PATCHED_NAMES:
         _originals.setdefault(name, getattr(_torch_init, name))
         setattr(_torch_init, name, getattr(_pyinit, name))
+    replacement = {id(fn): getattr(_pyinit, name) for name, fn in _originals.items()}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or module is _torch_init or not module_name.startswith("torch.nn"):
+            continue
+        for attr, value in list(vars(module).items()):
+            pyinit_fn = replacement.get(id(value))
+            if pyinit_fn is not None and callable(value):
+                _bound_elsewhere.setdefault((module, attr), value)
+                setattr(module, attr, pyinit_fn)
 
 
 def restore_torch_init() -> None:
-    """Put torch.nn.init's own functions back."""
+    """Put torch.nn.init's own functions back (and every torch.nn module's binding of them)."""
     for name, fn in _originals.items():
         setattr(_torch_init, name, fn)
+    for (module, attr), fn in _bound_elsewhere.items():
+        setattr(module, attr, fn)
     _originals.clear()
+    _bound_elsewhere.clear()
 
 
 class _Patch(contextlib.AbstractContextManager):

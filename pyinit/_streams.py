@@ -24,7 +24,7 @@ from torch import Tensor
 
 from . import _support
 from ._ops import has_kernel, ops
-from ._support import PyinitFallbackWarning, is_dense, is_plain_tensor, use_kernel
+from ._support import is_dense, is_plain_tensor, use_kernel, warn_fallback
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
@@ -34,8 +34,6 @@ _torch_sparse_ = _torch_init.sparse_
 
 _MASK64 = (1 << 64) - 1
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# use_kernel's warning points at the caller of the init.py function that asked the stream.
-_FROM_STREAM = 4
 
 
 class Stream:
@@ -113,14 +111,14 @@ class TorchStream(Stream):
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
         with torch.no_grad():
-            if use_kernel(tensor, "uniform_", generator=generator, stacklevel=_FROM_STREAM):
+            if use_kernel(tensor, "uniform_", generator=generator):
                 ops.uniform_(tensor, a, b, generator)
                 return tensor
             return tensor.uniform_(a, b, generator=generator)
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
         with torch.no_grad():
-            if use_kernel(tensor, "normal_", generator=generator, stacklevel=_FROM_STREAM):
+            if use_kernel(tensor, "normal_", generator=generator):
                 ops.normal_(tensor, mean, std, generator)
                 return tensor
             return tensor.normal_(mean, std, generator=generator)
@@ -135,7 +133,7 @@ class TorchStream(Stream):
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         p = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std)
         reason = _trunc_normal_kernel_reason(tensor, p)
-        if not use_kernel(tensor, "trunc_normal_", reason, generator, stacklevel=_FROM_STREAM):
+        if not use_kernel(tensor, "trunc_normal_", reason, generator):
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=3)
         with torch.no_grad():
@@ -146,7 +144,7 @@ class TorchStream(Stream):
         self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
     ) -> Tensor:
         with torch.no_grad():
-            if use_kernel(tensor, "masked_uniform_", generator=generator, stacklevel=_FROM_STREAM):
+            if use_kernel(tensor, "masked_uniform_", generator=generator):
                 ops.masked_uniform_(tensor, a, b, threshold, generator)
                 return tensor
             tensor.uniform_(a, b, generator=generator)
@@ -160,7 +158,7 @@ class TorchStream(Stream):
         num_zeros = math.ceil(sparsity * rows)
         # torch.randperm's Fisher-Yates draws one 32-bit word per step (verified up to 3e6 rows).
         reason = "more than 3e6 rows" if rows > 3_000_000 else None
-        if not use_kernel(tensor, "sparse_", reason, generator, stacklevel=_FROM_STREAM):
+        if not use_kernel(tensor, "sparse_", reason, generator):
             return _torch_sparse_(tensor, sparsity, std, generator)
         with torch.no_grad():
             ops.sparse_(tensor, num_zeros, std, generator)
@@ -169,7 +167,7 @@ class TorchStream(Stream):
     def orthogonal_gaussian(
         self, tensor: Tensor, rows: int, cols: int, generator: Any = None
     ) -> Tensor | None:
-        if not use_kernel(tensor, "orthogonal_finish_", stacklevel=_FROM_STREAM):
+        if not use_kernel(tensor, "orthogonal_finish_"):
             return None
         flattened = tensor.new_empty((rows, cols))
         self.normal_(flattened, 0, 1, generator)
@@ -272,11 +270,7 @@ class PhiloxStream(Stream):
             return tensor
         reason = _philox_fallback_reason(target)
         if reason is not None:
-            warnings.warn(
-                f"pyinit.philox.{op}: using torch's stream ({reason})",
-                PyinitFallbackWarning,
-                stacklevel=3,  # the init.py function that asked the stream
-            )
+            warn_fallback(op, reason, stream="philox")
             torch_fallback()
             return tensor
         key, offset = self._draw(generator) if key is None else key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import warnings
 
 import torch
@@ -97,15 +98,53 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
 _warned: set[tuple[str, str]] = set()
 
 
+# The public initializers (init.py registers its __all__): a fallback warning names the outermost
+# one on the stack, so that `kaiming_uniform_` and `uniform_` falling back each say so once.
+PUBLIC_NAMES: set[str] = set()
+# Frames in these packages are skipped: pyinit's own, and torch's (__torch_function__ dispatch, and
+# torch.nn modules' reset_parameters calling a patched initializer), so the warning lands on the
+# user's line.
+_SKIPPED_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(torch.__file__)) + os.sep,
+)
+
+
+def _caller_outside_pyinit() -> tuple[int, str | None]:
+    """(stacklevel for a warnings.warn issued in the caller of this function's caller, that points
+    at the first frame outside pyinit and torch; the outermost public initializer on the way)."""
+    frame = sys._getframe(2)
+    level, public = 2, None
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
+        if frame.f_code.co_name in PUBLIC_NAMES and frame.f_code.co_filename.startswith(
+            _SKIPPED_DIRS[0]
+        ):
+            public = frame.f_code.co_name
+        frame = frame.f_back
+        level += 1
+    return level, public
+
+
+def warn_fallback(op: str, reason: str, stream: str = "torch") -> None:
+    """The PyinitFallbackWarning, once per (stream, public initializer, reason), at the user's
+    line (the first frame outside pyinit)."""
+    level, public = _caller_outside_pyinit()
+    name = public or op
+    key = (stream, name, reason)
+    if key not in _warned:
+        _warned.add(key)
+        what = f"pyinit.{name}: using torch's implementation" if stream == "torch" else (
+            f"pyinit.{stream}.{name}: using torch's stream")
+        warnings.warn(f"{what} ({reason})", PyinitFallbackWarning, stacklevel=level)
+
+
 def use_kernel(
     tensor: torch.Tensor,
     op: str,
     reason: str | None = None,
     generator: object = None,
-    stacklevel: int = 3,
 ) -> bool:
-    """True to run pyinit::<op>; else warns once per (op, reason) and returns False. The warning
-    points `stacklevel` frames up from use_kernel (3: the caller of its caller).
+    """True to run pyinit::<op>; else warns (warn_fallback) and returns False.
 
     A `generator` that is not a torch.Generator also returns False, without a warning: torch's own
     path then raises torch's TypeError (the dispatcher would raise a RuntimeError instead).
@@ -116,11 +155,5 @@ def use_kernel(
         reason = fallback_reason(tensor, op)
     if reason is None:
         return True
-    if (op, reason) not in _warned:
-        _warned.add((op, reason))
-        warnings.warn(
-            f"pyinit.{op}: using torch's implementation ({reason})",
-            PyinitFallbackWarning,
-            stacklevel=stacklevel,
-        )
+    warn_fallback(op, reason)
     return False

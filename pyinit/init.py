@@ -7,8 +7,8 @@ in effect (pyinit/_streams.py, chosen in pyinit/_selection.py) receives the fina
 [Kernels take final numbers] in csrc/ops.cpp).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the annotations are the same objects as torch.nn.init's,
+# so inspect.signature(pyinit.f) == inspect.signature(torch.nn.init.f) (tools read them).
 import math
 import warnings
 from collections.abc import Callable
@@ -19,6 +19,7 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 from typing_extensions import ParamSpec
 
+from . import _support
 from ._ops import ops
 from ._selection import current_stream
 from ._support import use_kernel
@@ -54,8 +55,11 @@ __all__ = [
     "sparse",
 ]
 
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
+_support.PUBLIC_NAMES.update(name for name in __all__ if name.endswith("_"))
+
+# torch.nn.init's own type variables, so that the deprecated aliases' signatures compare equal.
+_R = getattr(_torch_init, "_R", None) or TypeVar("_R")
+_P = getattr(_torch_init, "_P", None) or ParamSpec("_P")
 
 _NonlinearityType = Literal[
     "linear",
@@ -119,9 +123,24 @@ def _kernel_fill_value(val: object) -> bool:
     return isinstance(val, int) and -(2**53) <= val <= 2**53
 
 
+def _torch_fill_is_right(tensor: Tensor) -> bool:
+    """Fills that torch's own code serves as well as a kernel could, taken without a warning: a
+    plain tensor of a non-floating dtype (an int64 buffer such as BERT's token_type_ids) or with
+    overlapping elements (an expanded view, which pyinit's fill kernels refuse and torch writes)."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.layout != torch.strided:
+        return False
+    if not tensor.is_floating_point():
+        return True
+    return not tensor.is_contiguous() and torch._debug_has_internal_overlap(tensor) != 0
+
+
 def _no_grad_fill_(tensor: Tensor, val: float) -> Tensor:
     with torch.no_grad():
-        if _kernel_fill_value(val) and use_kernel(tensor, "fill_"):
+        if (
+            _kernel_fill_value(val)
+            and not _torch_fill_is_right(tensor)
+            and use_kernel(tensor, "fill_")
+        ):
             ops.fill_(tensor, float(val))
             return tensor
         return tensor.fill_(val)
@@ -129,7 +148,7 @@ def _no_grad_fill_(tensor: Tensor, val: float) -> Tensor:
 
 def _no_grad_zero_(tensor: Tensor) -> Tensor:
     with torch.no_grad():
-        if use_kernel(tensor, "fill_"):
+        if not _torch_fill_is_right(tensor) and use_kernel(tensor, "fill_"):
             ops.fill_(tensor, 0.0)
             return tensor
         return tensor.zero_()
@@ -331,7 +350,7 @@ def eye_(tensor: Tensor) -> Tensor:
         raise ValueError("Only tensors with 2 dimensions are supported")
 
     with torch.no_grad():
-        if use_kernel(tensor, "eye_"):
+        if not _torch_fill_is_right(tensor) and use_kernel(tensor, "eye_"):
             ops.eye_(tensor)
         else:
             torch.eye(*tensor.shape, out=tensor, requires_grad=tensor.requires_grad)
@@ -366,7 +385,17 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     if tensor.is_meta:
         return tensor
 
-    if not (groups > 0 and use_kernel(tensor, "dirac_")):
+    # torch's own code is the right path (no warning) for a non-int `groups` (its TypeError, after
+    # zeroing the tensor, as torch does), zero-element tensors (its IndexError when a kernel
+    # dimension is empty), groups <= 0 and the cases _torch_fill_is_right names.
+    if (
+        not isinstance(groups, int)
+        or groups <= 0
+        or tensor.numel() == 0
+        or _torch_fill_is_right(tensor)
+    ):
+        return _torch_dirac_(tensor, groups)
+    if not use_kernel(tensor, "dirac_"):
         return _torch_dirac_(tensor, groups)
     with torch.no_grad():
         ops.dirac_(tensor, groups)

@@ -1,0 +1,116 @@
+"""pyinit is the same API object as torch.nn.init and treats unusual input as torch does:
+signatures, patch_torch_init's reach, fills torch serves itself, where fallback warnings point."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import pytest
+import torch
+import torch.nn.init as tinit
+from helpers import bitwise_equal
+
+import pyinit
+from pyinit import _patch
+
+PRIVATE_HELPERS = [
+    "_calculate_fan_in_and_fan_out",
+    "_calculate_correct_fan",
+    "_no_grad_uniform_",
+    "_no_grad_normal_",
+    "_no_grad_trunc_normal_",
+    "_no_grad_fill_",
+    "_no_grad_zero_",
+]
+
+
+@pytest.mark.parametrize("name", list(tinit.__all__) + PRIVATE_HELPERS)
+def test_signature_identical(name):
+    # Annotations included: tools that read them (config builders, docs) see torch's objects.
+    assert inspect.signature(getattr(pyinit, name)) == inspect.signature(getattr(tinit, name))
+
+
+def test_patch_reaches_names_bound_at_import():
+    activation = torch.nn.modules.activation
+    transformer = torch.nn.modules.transformer
+    originals = (activation.xavier_uniform_, activation.constant_, transformer.xavier_uniform_)
+    with pyinit.patch_torch_init():
+        assert activation.xavier_uniform_ is pyinit.xavier_uniform_
+        assert activation.constant_ is pyinit.constant_
+        assert activation.xavier_normal_ is pyinit.xavier_normal_
+        assert transformer.xavier_uniform_ is pyinit.xavier_uniform_
+        torch.manual_seed(3)
+        patched = torch.nn.MultiheadAttention(32, 4, kdim=16, vdim=16)  # xavier_uniform_ x3
+    assert (activation.xavier_uniform_, activation.constant_, transformer.xavier_uniform_) == (
+        originals
+    )
+    assert not _patch._bound_elsewhere
+    torch.manual_seed(3)
+    eager = torch.nn.MultiheadAttention(32, 4, kdim=16, vdim=16)
+    for (name, a), b in zip(patched.state_dict().items(), eager.state_dict().values(), strict=True):
+        assert bitwise_equal(a, b), name
+
+
+def _outcome(fn, tensor, *args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fn(tensor, *args)
+            error = None
+        except Exception as exc:  # noqa: BLE001  (compared with torch's)
+            error = (type(exc), str(exc))
+    return error, [(w.category, str(w.message)) for w in caught], tensor
+
+
+FILL_CASES = {
+    "zeros_ int64 buffer": ("zeros_", lambda: torch.full((2, 7), 5, dtype=torch.int64), ()),
+    "ones_ bool": ("ones_", lambda: torch.zeros(3, dtype=torch.bool), ()),
+    "constant_ int32": ("constant_", lambda: torch.zeros(4, dtype=torch.int32), (3,)),
+    "ones_ expanded": ("ones_", lambda: torch.zeros(3, 4).expand(2, 3, 4), ()),
+    "constant_ expanded": ("constant_", lambda: torch.zeros(3).expand(5, 3), (0.25,)),
+    "zeros_ expanded": ("zeros_", lambda: torch.ones(1, 4).expand(3, 4), ()),
+    "eye_ expanded": ("eye_", lambda: torch.zeros(3, 1).expand(3, 3), ()),
+    "dirac_ empty kernel dim": ("dirac_", lambda: torch.empty(2, 2, 0), ()),
+    "dirac_ empty channels": ("dirac_", lambda: torch.empty(0, 3, 3), ()),
+    "dirac_ float groups": ("dirac_", lambda: torch.ones(4, 2, 3), (4.0,)),
+    "dirac_ groups 0": ("dirac_", lambda: torch.ones(4, 2, 3), (0,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILL_CASES))
+def test_fills_as_torch(case):
+    """Same result, error (type and message), warnings and bytes as torch.nn.init; no
+    PyinitFallbackWarning where torch's own path is simply the right one."""
+    name, make, args = FILL_CASES[case]
+    t_err, t_warn, t_out = _outcome(getattr(tinit, name), make(), *args)
+    p_err, p_warn, p_out = _outcome(getattr(pyinit, name), make(), *args)
+    assert p_err == t_err
+    assert p_warn == t_warn
+    assert bitwise_equal(p_out, t_out)
+
+
+class _Sub(torch.Tensor):
+    pass
+
+
+def test_fallback_warning_points_at_the_caller_once_per_initializer():
+    w = torch.empty(8, 8).as_subclass(_Sub)
+    with pytest.warns(pyinit.PyinitFallbackWarning) as first:
+        pyinit.kaiming_uniform_(w)
+    with pytest.warns(pyinit.PyinitFallbackWarning) as second:
+        pyinit.uniform_(w)  # another public initializer, same kernel: its own warning
+    for record, public in ((first, "kaiming_uniform_"), (second, "uniform_")):
+        (warning,) = record.list
+        assert warning.filename == __file__
+        assert str(warning.message).startswith(f"pyinit.{public}: using torch's implementation")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pyinit.uniform_(w)  # once per (initializer, reason)
+
+
+def test_philox_fallback_warning_points_at_the_caller():
+    w = torch.empty(8, 8).as_subclass(_Sub)
+    with pytest.warns(pyinit.PyinitFallbackWarning, match="pyinit.philox.uniform_") as record:
+        pyinit.philox.uniform_(w)
+    assert record.list[0].filename == __file__
