@@ -210,6 +210,16 @@ def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
     return _splitmix64(_splitmix64(g.initial_seed() & _MASK64) ^ position), 0
 
 
+def _generator_restorer(generator: torch.Generator | None) -> Callable[[], None]:
+    """A function that puts the generator draw_key will use back where it is now."""
+    g = torch.default_generator if generator is None else generator
+    if g.device.type == "cpu":
+        state = g.get_state()
+        return lambda: g.set_state(state)
+    position = g.get_offset()
+    return lambda: g.set_offset(position)
+
+
 @dataclass(frozen=True)
 class Shard:
     """The block of a global tensor that one rank holds: `local` is the block of a tensor of shape
@@ -273,15 +283,28 @@ class PhiloxStream(Stream):
             warn_fallback(op, reason, stream="philox")
             torch_fallback()
             return tensor
+        if generator is not None and not isinstance(generator, torch.Generator):
+            torch_fallback()  # torch's own TypeError, before anything is drawn or written
+            return tensor
+        restore = None
+        if key is None and self.key is None:
+            restore = _generator_restorer(generator)
         key, offset = self._draw(generator) if key is None else key
         fn = getattr(ops, f"philox_{op}")
-        with torch.no_grad():
-            if has_kernel(f"philox_{op}", target.device.type):
-                fn(target, *params, _signed(key), _signed(offset), global_shape, start)
-            else:
-                buffer = torch.empty(target.shape, dtype=target.dtype)
-                fn(buffer, *params, _signed(key), _signed(offset), global_shape, start)
-                target.copy_(buffer)
+        try:
+            with torch.no_grad():
+                if has_kernel(f"philox_{op}", target.device.type):
+                    fn(target, *params, _signed(key), _signed(offset), global_shape, start)
+                else:
+                    buffer = torch.empty(target.shape, dtype=target.dtype)
+                    fn(buffer, *params, _signed(key), _signed(offset), global_shape, start)
+                    target.copy_(buffer)
+        except Exception:
+            # The operator validates its arguments before writing; a refused call leaves the
+            # generator where it was, as torch's own initializers do.
+            if restore is not None:
+                restore()
+            raise
         return tensor
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
@@ -334,7 +357,22 @@ class PhiloxStream(Stream):
         if target.is_meta:
             return tensor
         num_zeros = int(math.ceil(sparsity * rows))
+        if generator is not None and not isinstance(generator, torch.Generator):
+            return tensor.normal_(0.0, std, generator=generator)  # torch's TypeError
+        restore = _generator_restorer(generator) if self.key is None else None
         key, offset = self._draw(generator)
+        try:
+            return self._sparse_with_key(
+                tensor, target, global_shape, start, num_zeros, std, generator, key, offset
+            )
+        except Exception:
+            if restore is not None:  # a refused call leaves the generator where it was
+                restore()
+            raise
+
+    def _sparse_with_key(
+        self, tensor, target, global_shape, start, num_zeros, std, generator, key, offset
+    ) -> Tensor:
         with torch.no_grad():
             if _philox_fallback_reason(target) is None and has_kernel(
                 "philox_sparse_", target.device.type

@@ -114,3 +114,32 @@ def test_philox_fallback_warning_points_at_the_caller():
     with pytest.warns(pyinit.PyinitFallbackWarning, match="pyinit.philox.uniform_") as record:
         pyinit.philox.uniform_(w)
     assert record.list[0].filename == __file__
+
+
+BAD_CALLS = {
+    "uniform_ a > b": ("uniform_", lambda: torch.empty(64), (2.0, 1.0), {}),
+    "uniform_ nan": ("uniform_", lambda: torch.empty(64), (float("nan"), 1.0), {}),
+    "normal_ std < 0": ("normal_", lambda: torch.empty(64), (0.0, -1.0), {}),
+    "trunc_normal_ a > b": ("trunc_normal_", lambda: torch.empty(64), (0.0, 1.0, 2.0, 1.0), {}),
+    "uniform_ expanded": ("uniform_", lambda: torch.zeros(3).expand(4, 3), (), {}),
+    "kaiming_uniform_ 1-d": ("kaiming_uniform_", lambda: torch.empty(5), (), {}),
+    "sparse_ int64": ("sparse_", lambda: torch.zeros(4, 4, dtype=torch.int64), (0.5,), {}),
+    "uniform_ generator str": ("uniform_", lambda: torch.empty(8), (), {"generator": "seed"}),
+    "sparse_ generator str": ("sparse_", lambda: torch.empty(4, 4), (0.5,), {"generator": 1}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_philox_refuses_before_drawing(case):
+    """The philox stream validates before it draws its key: torch's exception (type and message)
+    and every generator where it was."""
+    name, make, args, kwargs = BAD_CALLS[case]
+    with pytest.raises(Exception) as expected:
+        getattr(tinit, name)(make(), *args, **kwargs)
+    state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pyinit.PyinitFallbackWarning)  # sparse_ int64: torch's
+        with pytest.raises(Exception) as got:
+            getattr(pyinit.philox, name)(make(), *args, **kwargs)
+    assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value))
+    assert torch.equal(torch.get_rng_state(), state)
