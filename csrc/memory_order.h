@@ -5,6 +5,7 @@
 // view with long contiguous runs.
 
 #include <ATen/ATen.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 
 #include <algorithm>
 #include <numeric>
@@ -59,6 +60,13 @@ inline CoalescedLayout coalesced_layout(const at::Tensor& self, const std::vecto
   return layout;
 }
 
+// An op's own copy from its scratch buffer into self: below ADInplaceOrView, so that it does not move the version
+// counter again (the op counted its write once, in has_elements_to_write).
+inline void copy_into(const at::Tensor& self, const at::Tensor& buffer) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  self.copy_(buffer);
+}
+
 // A contiguous buffer standing for `self` in memory order: self itself when that order is its memory layout
 // (every dense tensor), else a temporary that commit() copies back. Write into data(), then call commit().
 class MemoryOrderOutput {
@@ -79,7 +87,7 @@ class MemoryOrderOutput {
   // self with its dimensions permuted into memory order.
   const at::Tensor& view() const { return view_; }
   void commit() {
-    if (!buffer_.is_same(view_)) view_.copy_(buffer_);
+    if (!buffer_.is_same(view_)) copy_into(view_, buffer_);
   }
 
  private:

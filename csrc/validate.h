@@ -76,11 +76,20 @@ inline void check_writable(const at::Tensor& self) {
   at::assert_no_internal_overlap(self);
 }
 
-// The last checks of every in-place op: false (nothing to do) for an empty tensor, else self must be writable.
+// The last step of every in-place op's validation: self must be writable; then the write is announced to
+// autograd as torch's in-place ops announce theirs (ADInplaceOrView): the version counter moves by one, and an
+// inference tensor outside InferenceMode raises torch's own error, here before anything is written (torch
+// writes first). False (nothing to write) for an empty tensor, which torch's ops also count as a write.
 inline bool has_elements_to_write(const at::Tensor& self) {
-  if (self.numel() == 0) return false;
-  check_writable(self);
-  return true;
+  const bool empty = self.numel() == 0;
+  if (!empty) check_writable(self);
+  self.unsafeGetTensorImpl()->bump_version();
+  return !empty;
+}
+
+// Writes that torch's Python implementation makes in several in-place steps count as that many.
+inline void count_extra_writes(const at::Tensor& self, int64_t writes) {
+  for (int64_t i = 0; i < writes; ++i) self.unsafeGetTensorImpl()->bump_version();
 }
 
 // ---- the torch stream and the deterministic initializers --------------------------------------------------------

@@ -146,6 +146,19 @@ def _no_grad_fill_(tensor: Tensor, val: float) -> Tensor:
         return tensor.fill_(val)
 
 
+def _refuse_inference_tensor(tensor: Tensor) -> None:
+    """torch's error for an inference tensor outside InferenceMode, raised by the operators' own
+    validation on an empty view (nothing is written), for initializers that draw into a temporary
+    before their operator sees the tensor."""
+    if (
+        tensor.is_inference()
+        and not torch.is_inference_mode_enabled()
+        and tensor.is_floating_point()
+        and tensor.dim() > 0
+    ):
+        ops.fill_(tensor.narrow(0, 0, 0), 0.0)
+
+
 def _no_grad_zero_(tensor: Tensor) -> Tensor:
     with torch.no_grad():
         if not _torch_fill_is_right(tensor) and use_kernel(tensor, "fill_"):
@@ -621,6 +634,7 @@ def orthogonal_(
         return tensor
     rows = tensor.size(0)
     cols = tensor.numel() // rows
+    _refuse_inference_tensor(tensor)  # before the Gaussian is drawn into a temporary
     stream = current_stream()
     flattened = stream.orthogonal_gaussian(tensor, rows, cols, generator)
     if flattened is None:

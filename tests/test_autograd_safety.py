@@ -4,6 +4,8 @@ and an inference tensor outside InferenceMode is refused with torch's message, b
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.init as tinit
@@ -49,8 +51,7 @@ def test_backward_after_reinit_raises_as_torch(name):
     messages = []
     for lib in (tinit, pyinit):
         w = torch.nn.Parameter(torch.randn(4, 4))
-        x = torch.randn(4, 4)
-        y = (w * x).sum() * w.sum()
+        y = (w * w).sum()  # saves w for backward
         getattr(lib, name)(w, *args)
         with pytest.raises(RuntimeError, match="modified by an inplace operation") as info:
             y.backward()
@@ -85,3 +86,21 @@ def test_inference_tensor_inside_inference_mode_is_written():
         torch.manual_seed(0)
         expected = tinit.uniform_(torch.zeros(4, 4))
     assert torch.equal(t, expected)
+
+
+@pytest.mark.parametrize("name", ["uniform_", "normal_", "trunc_normal_", "kaiming_normal_",
+                                  "constant_", "eye_", "sparse_", "orthogonal_"])
+@pytest.mark.parametrize("view", ["transposed", "sliced"])
+def test_version_counter_of_views_as_torch(name, view):
+    args = {"constant_": (0.5,), "sparse_": (0.3,)}.get(name, ())
+    bumps = []
+    for lib in (tinit, pyinit):
+        torch.manual_seed(0)
+        base = torch.randn(8, 10)
+        target = base.t() if view == "transposed" else base[:, ::2]
+        before = base._version
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pyinit.PyinitFallbackWarning)  # non-dense trunc_normal_
+            getattr(lib, name)(target, *args)
+        bumps.append(base._version - before)
+    assert bumps[1] == bumps[0], f"torch bumps {bumps[0]}, pyinit {bumps[1]}"

@@ -14,6 +14,7 @@
 
 #include "cpu/cpu_isa.h"
 #include "cpu/philox_tile_kernels.h"
+#include "memory_order.h"
 #include "philox_host.h"
 #include "validate.h"
 
@@ -48,7 +49,7 @@ void philox_launch(at::Tensor& self, const ShardMap& map, F&& fill) {
   at::parallel_for(0, buffer.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
     map.for_each_run(begin, end, [&](int64_t l, uint64_t g, int64_t n) { fill(base, l, g, n); });
   });
-  if (!buffer.is_same(self)) self.copy_(buffer);
+  if (!buffer.is_same(self)) copy_into(self, buffer);
 }
 
 // A run [g, g + n) written at local index l: whole tiles through `tile(l, tile_index)`, the rest element by
@@ -450,7 +451,7 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
       }
     }
   });
-  if (!out.is_same(self)) self.copy_(out);
+  if (!out.is_same(self)) copy_into(self, out);
 }
 
 }  // namespace

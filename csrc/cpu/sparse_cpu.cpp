@@ -108,6 +108,7 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
   const auto dtype = self.scalar_type();
   auto* gen = cpu_generator(generator);
   if (zeros > 0 && n >= 16 && self.is_contiguous()) {
+    count_extra_writes(self, cols);  // torch: normal_(), then one indexed write per column (empty ones too)
     // Fused: all words first (normal_'s from `generator`, then the permutations' from the default generator,
     // which may be the same one), then one pass that writes the normals with the zeros already in place.
     const int64_t main_words = normal_fill_main_words(dtype, n);
@@ -138,7 +139,8 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
   // element is written by one thread; columns sharing cache lines go to the same thread where possible).
   static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
       at::Tensor, double, double, std::optional<at::Generator>)>();
-  normal_op.call(self, 0.0, std, generator);
+  normal_op.call(self, 0.0, std, generator);  // counts the normal_ write itself
+  count_extra_writes(self, cols - 1);          // torch: one indexed write per column (empty ones too)
   const int64_t row_stride = self.stride(0), col_stride = self.stride(1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_sparse", [&] {
     scalar_t* base = self.data_ptr<scalar_t>();

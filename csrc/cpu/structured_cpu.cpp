@@ -177,6 +177,7 @@ void dirac_cpu(at::Tensor self, int64_t groups) {
   fill_value(self, 0.0);
   const int64_t out_per_group = self.size(0) / groups;
   const int64_t min_dim = std::min(out_per_group, self.size(1));
+  count_extra_writes(self, groups * min_dim);  // torch: zero_(), then one indexed write per delta
   // Offset of the centre tap within one (out, in) kernel slice.
   int64_t centre = 0;
   for (int64_t d = 2; d < dims; ++d) centre += (self.size(d) / 2) * self.stride(d);
@@ -195,6 +196,7 @@ void dirac_cpu(at::Tensor self, int64_t groups) {
 // raises) compute in float and round once.
 void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double gain, bool transposed) {
   if (!validate_orthogonal_finish(self, q, r, transposed)) return;
+  count_extra_writes(self, 1);  // torch: copy_(q), then mul_(gain)
   const at::Tensor q_c = q.contiguous();
   const at::Tensor diag = r.diagonal().contiguous();
   const int64_t rows = self.size(0), cols = self.size(1);

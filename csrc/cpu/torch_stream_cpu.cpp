@@ -181,6 +181,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     scalar_t* values = out.data_as<scalar_t>();
     std::vector<int64_t> pending = out_of_bounds(values, n, a, b);
     if (pending.empty()) return;
+    count_extra_writes(self, 1);  // torch's tensor.copy_(result) after a resampling round
     if (n >= 16 && self.is_contiguous()) {
       const int64_t main_words = normal_fill_main_words(dtype, n);
       const int64_t tail_count = normal_fill_tail_words(dtype, n);

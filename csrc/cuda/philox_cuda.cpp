@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include "cuda/philox_kernels.h"
+#include "memory_order.h"
 #include "philox_host.h"
 #include "validate.h"
 
@@ -24,7 +25,7 @@ void run(at::Tensor& self, const PhiloxCall& call, at::IntArrayRef global_shape,
       launch_philox(buffer.data_ptr(), buffer.numel(), call, shard, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_CHECK(error);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  if (!buffer.is_same(self)) self.copy_(buffer);
+  if (!buffer.is_same(self)) copy_into(self, buffer);
 }
 
 void philox_uniform_cuda(at::Tensor self, double low, double high, int64_t key, int64_t offset,

@@ -41,6 +41,8 @@ void eye_cuda(at::Tensor self) {
 
 void dirac_cuda(at::Tensor self, int64_t groups) {
   if (!validate_dirac(self, groups)) return;
+  // torch: zero_(), then one indexed write per delta (see the CPU version).
+  count_extra_writes(self, groups * std::min(self.size(0) / groups, self.size(1)));
   c10::cuda::CUDAGuard device_guard(self.device());
   launch_dirac(to_dtype(self.scalar_type()), make_layout(self), groups, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -49,6 +51,7 @@ void dirac_cuda(at::Tensor self, int64_t groups) {
 // See the CPU version: q *= sign(diag(r)); (q.t_() when transposed); self.copy_(q); self.mul_(gain).
 void orthogonal_finish_cuda(at::Tensor self, at::Tensor q, at::Tensor r, double gain, bool transposed) {
   if (!validate_orthogonal_finish(self, q, r, transposed)) return;
+  count_extra_writes(self, 1);  // torch: copy_(q), then mul_(gain)
   c10::cuda::CUDAGuard device_guard(self.device());
   const at::Tensor q_c = q.contiguous();
   const at::Tensor diag = r.diagonal().contiguous();

@@ -97,6 +97,7 @@ void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, doubl
               kTruncNormalMaxRounds, " rounds of normal(", mean, ", ", std, ") proposals");
   for (int32_t round = 1; round <= rounds; ++round) reserve_launches(gen, out, pieces, dtype, limits);
   out.commit();
+  if (rounds > 0) count_extra_writes(self, 1);  // torch's tensor.copy_(result) after a resampling round
 }
 
 void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {
@@ -106,7 +107,8 @@ void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<a
   const int64_t zeros = sparse_zero_count(num_zeros, rows);
   static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
       at::Tensor, double, double, std::optional<at::Generator>)>();
-  normal_op.call(self, 0.0, std, generator);
+  normal_op.call(self, 0.0, std, generator);  // counts the normal_ write itself
+  count_extra_writes(self, cols - 1);  // torch: one indexed write per column (empty ones too)
   // torch calls randperm(rows) for every column even when no row is zeroed: draw the words regardless.
   const at::Tensor rows_cpu = torch_randperm_prefixes(rows, cols, zeros);
   if (zeros == 0) return;
