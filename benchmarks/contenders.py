@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -10,19 +11,13 @@ import pyinit
 
 from .timing import Contender
 
-RANDOM = (
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-    "orthogonal_",
-    "sparse_",
-    "masked_uniform_",
+# pyinit's in-place initializers (torch.nn.init's names, pyinit.init.__all__), split by whether
+# they draw random numbers (take a generator).
+_IN_PLACE = tuple(name for name in pyinit.init.__all__ if name.endswith("_"))
+RANDOM = tuple(
+    n for n in _IN_PLACE if "generator" in inspect.signature(getattr(pyinit, n)).parameters
 )
-DETERMINISTIC = ("constant_", "zeros_", "ones_", "eye_", "dirac_")
+DETERMINISTIC = tuple(n for n in _IN_PLACE if n not in RANDOM)
 INITIALIZERS = RANDOM + DETERMINISTIC
 
 # Positional arguments beyond the tensor (everything else at torch.nn.init's defaults).

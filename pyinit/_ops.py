@@ -12,24 +12,26 @@ from . import _C  # noqa: F401  (loading the library registers the operators)
 
 ops = torch.ops.pyinit
 
-_MUTATING_OPS = (
-    "uniform_",
-    "normal_",
-    "masked_uniform_",
-    "trunc_normal_",
-    "sparse_",
-    "fill_",
-    "eye_",
-    "dirac_",
-    "orthogonal_finish_",
-    # the philox stream
-    "philox_uniform_",
-    "philox_normal_",
-    "philox_masked_uniform_",
-    "philox_trunc_normal_",
-    "philox_bits_",
-    "philox_sparse_",
-)
+
+def _schema_op_names() -> tuple[str, ...]:
+    """The operators csrc/ops.cpp defines (its one TORCH_LIBRARY block), by name.
+
+    Every one mutates its first argument and returns nothing (`Tensor(a!) self, ... -> ()`), so one
+    no-op fake serves them all and a new operator needs no entry here.
+    """
+    names = sorted(
+        name.removeprefix("pyinit::")
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.startswith("pyinit::")
+    )
+    for name in names:
+        schema = getattr(ops, name).default._schema
+        if schema.returns or not schema.arguments[0].alias_info.is_write:
+            raise RuntimeError(f"pyinit::{name} is not an in-place operator returning (): {schema}")
+    return tuple(names)
+
+
+_MUTATING_OPS = _schema_op_names()
 
 
 def _register_fakes() -> None:

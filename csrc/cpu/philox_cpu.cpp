@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -150,6 +149,8 @@ void philox_uniform_impl(at::Tensor self, double low, double high, bool mask, do
   philox_run(self, philox_uniform_call(self, low, high, mask, threshold, key, offset), map);
 }
 
+}  // namespace
+
 void philox_uniform_cpu(at::Tensor self, double low, double high, int64_t key, int64_t offset,
                         at::IntArrayRef global_shape, at::IntArrayRef start) {
   philox_uniform_impl(self, low, high, false, 0.0, key, offset, global_shape, start);
@@ -234,6 +235,8 @@ void philox_bits_cpu(at::Tensor self, int64_t key, int64_t offset, int64_t strea
   });
 }
 
+namespace {
+
 // ---- sparse_ ----------------------------------------------------------------------------------------------------
 // The values are those of philox_normal_(0, std). In each column of the (rows, cols) tensor, the num_zeros rows
 // with the smallest key (word << 32 | row) are zero, `word` being the element's philox_bits_ word at stream 1
@@ -280,6 +283,8 @@ SparseScan sparse_scan_params(int64_t rows, int64_t num_zeros, uint64_t* low_lim
   p.high_max = static_cast<uint32_t>(std::min<uint64_t>(*high_limit, uint64_t{1} << 32) - 1);
   return p;
 }
+
+}  // namespace
 
 void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
                        at::IntArrayRef global_shape, at::IntArrayRef start) {
@@ -454,8 +459,6 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
   if (!out.is_same(self)) copy_into(self, out);
 }
 
-}  // namespace
-
 // The portable tile: eight blocks, one at a time, with the shared scalar transforms.
 void philox_float_tile_portable(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream,
                                 float* tiles_dst) {
@@ -496,15 +499,6 @@ int64_t sparse_scan_row_portable(const SparseScan& scan, const uint32_t* words, 
 
 void sparse_zero_row_portable(char* row, const uint8_t* bits, int64_t width, int64_t element_size) {
   sparse_zero_range(row, bits, 0, width, element_size);
-}
-
-TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
-  m.impl("philox_uniform_", &philox_uniform_cpu);
-  m.impl("philox_normal_", &philox_normal_cpu);
-  m.impl("philox_masked_uniform_", &philox_masked_uniform_cpu);
-  m.impl("philox_trunc_normal_", &philox_trunc_normal_cpu);
-  m.impl("philox_bits_", &philox_bits_cpu);
-  m.impl("philox_sparse_", &philox_sparse_cpu);
 }
 
 }  // namespace pyinit::cpu

@@ -4,7 +4,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/library.h>
 
 #include <limits>
 
@@ -100,6 +99,8 @@ void replay_permutations(int64_t rows, int64_t cols, int64_t zeros, int64_t grou
       });
 }
 
+}  // namespace
+
 void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {
   if (!validate_sparse(self, std)) return;
   TORCH_CHECK(self.size(0) <= std::numeric_limits<int32_t>::max(), "pyinit.sparse_: too many rows");
@@ -150,12 +151,6 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
       base[row * row_stride + col * col_stride] = static_cast<scalar_t>(0);
     });
   });
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
-  m.impl("sparse_", &sparse_cpu);
 }
 
 }  // namespace pyinit::cpu

@@ -4,7 +4,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <c10/core/Scalar.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -154,6 +153,8 @@ void fill_value(const at::Tensor& self, double value) {
   });
 }
 
+}  // namespace
+
 void fill_cpu(at::Tensor self, double value) {
   if (!validate_fill(self)) return;
   fill_value(self, value);
@@ -231,15 +232,6 @@ void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double g
       });
     });
   });
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
-  m.impl("fill_", &fill_cpu);
-  m.impl("eye_", &eye_cpu);
-  m.impl("dirac_", &dirac_cpu);
-  m.impl("orthogonal_finish_", &orthogonal_finish_cpu);
 }
 
 }  // namespace pyinit::cpu

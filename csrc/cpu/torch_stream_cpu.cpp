@@ -2,7 +2,6 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
@@ -71,6 +70,8 @@ void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, do
   out.commit();
 }
 
+}  // namespace
+
 void uniform_cpu(at::Tensor self, double low, double high, std::optional<at::Generator> generator) {
   uniform_words_impl(self, low, high, /*mask=*/false, 0.0, generator);
 }
@@ -79,6 +80,8 @@ void masked_uniform_cpu(at::Tensor self, double low, double high, double thresho
                         std::optional<at::Generator> generator) {
   uniform_words_impl(self, low, high, /*mask=*/true, threshold, generator);
 }
+
+namespace {
 
 // normal_ into `out` (the memory-order buffer of `self`): normal_fill for contiguous tensors of >= 16
 // elements, the serial path otherwise, exactly as torch chooses. Caller holds the generator's mutex.
@@ -109,6 +112,8 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
   });
 }
 
+}  // namespace
+
 void normal_cpu(at::Tensor self, double mean, double std, std::optional<at::Generator> generator) {
   if (!validate_normal(self, "normal_", std)) return;
   auto* gen = cpu_generator(generator);
@@ -119,6 +124,8 @@ void normal_cpu(at::Tensor self, double mean, double std, std::optional<at::Gene
   }
   out.commit();
 }
+
+namespace {
 
 // Indices (memory order, ascending) of values outside [lo, hi] in the tensor's dtype: counted per fixed chunk in
 // parallel, then written in parallel at each chunk's offset.
@@ -161,6 +168,8 @@ std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_
   pending.pop_back();
   return pending;
 }
+
+}  // namespace
 
 // Note [trunc_normal_ by normal proposals]
 // torch >= 2.12 fills the tensor with normal_, then, while any value lies outside [lo, hi] (the bounds rounded to
@@ -246,15 +255,6 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     }
   });
   out.commit();
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
-  m.impl("uniform_", &uniform_cpu);
-  m.impl("masked_uniform_", &masked_uniform_cpu);
-  m.impl("normal_", &normal_cpu);
-  m.impl("trunc_normal_", &trunc_normal_cpu);
 }
 
 }  // namespace pyinit::cpu

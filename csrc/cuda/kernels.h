@@ -1,6 +1,7 @@
 #pragma once
 // The interface between pyinit's CUDA kernels (*.cu, compiled by plain nvcc: CUDA toolkit + csrc/pyinit only)
-// and the torch glue (*_cuda.cpp: tensors, generators, streams, registration; checks in csrc/validate.h).
+// and the torch glue (*_cuda.cpp: tensors, generators, streams; checks in csrc/validate.h; registration in
+// register_cuda.cpp).
 //
 // Note [CUDA kernels without torch headers]
 // The .cu files see raw pointers, sizes, a cudaStream_t and the Philox state as plain integers, so that

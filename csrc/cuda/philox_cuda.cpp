@@ -5,7 +5,6 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include "cuda/philox_kernels.h"
 #include "memory_order.h"
@@ -27,6 +26,8 @@ void run(at::Tensor& self, const PhiloxCall& call, at::IntArrayRef global_shape,
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (!buffer.is_same(self)) copy_into(self, buffer);
 }
+
+}  // namespace
 
 void philox_uniform_cuda(at::Tensor self, double low, double high, int64_t key, int64_t offset,
                          at::IntArrayRef global_shape, at::IntArrayRef start) {
@@ -56,16 +57,6 @@ void philox_bits_cuda(at::Tensor self, int64_t key, int64_t offset, int64_t stre
                       at::IntArrayRef start) {
   validate_philox_bits(self);
   run(self, philox_bits_call(self, key, offset, stream), global_shape, start);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
-  m.impl("philox_uniform_", &philox_uniform_cuda);
-  m.impl("philox_normal_", &philox_normal_cuda);
-  m.impl("philox_masked_uniform_", &philox_masked_uniform_cuda);
-  m.impl("philox_trunc_normal_", &philox_trunc_normal_cuda);
-  m.impl("philox_bits_", &philox_bits_cuda);
 }
 
 }  // namespace pyinit::cuda

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuda/kernels.h"
+#include "pyinit/rounded_arithmetic.h"  // fma_rn
 
 namespace pyinit::cuda {
 
@@ -68,9 +69,6 @@ struct ScalarOps<DType::kDouble> {
   __host__ __device__ static double widen(storage_t s) { return s; }
   __host__ __device__ static storage_t from_double(double x) { return x; }
 };
-
-__device__ __forceinline__ float fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-__device__ __forceinline__ double fma_rn(double a, double b, double c) { return __fma_rn(a, b, c); }
 
 // Stores `count` (<= V) values at p: one 16-byte store when all V are there and p is 16-byte aligned.
 template <typename storage_t, int V, bool kAligned>

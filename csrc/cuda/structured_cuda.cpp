@@ -1,13 +1,10 @@
 // CUDA implementations of the deterministic initializers (fill_, eye_, dirac_) and of the tail of orthogonal_:
 // the shared checks (csrc/validate.h), then one kernel of structured_kernels.cu each.
 
-#include <torch/library.h>
-
 #include "cuda/cuda_glue.h"
 #include "validate.h"
 
 namespace pyinit::cuda {
-namespace {
 
 void fill_cuda(at::Tensor self, double value) {
   if (!validate_fill(self)) return;
@@ -60,15 +57,6 @@ void orthogonal_finish_cuda(at::Tensor self, at::Tensor q, at::Tensor r, double 
   launch_orthogonal_finish(to_dtype(self.scalar_type()), make_layout(self), params,
                            c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
-  m.impl("fill_", &fill_cuda);
-  m.impl("eye_", &eye_cuda);
-  m.impl("dirac_", &dirac_cuda);
-  m.impl("orthogonal_finish_", &orthogonal_finish_cuda);
 }
 
 }  // namespace pyinit::cuda

@@ -3,7 +3,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/library.h>
 
 #include "cuda/cuda_glue.h"
 #include "torch_randperm.h"
@@ -47,6 +46,8 @@ void uniform_impl(at::Tensor& self, double low, double high, bool mask, double t
     launch_uniform(dtype, piece, params, stream);
   });
 }
+
+}  // namespace
 
 void uniform_cuda(at::Tensor self, double low, double high, std::optional<at::Generator> generator) {
   uniform_impl(self, low, high, /*mask=*/false, 0.0, generator);
@@ -116,16 +117,6 @@ void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<a
   launch_sparse_zero(to_dtype(self.scalar_type()), self.data_ptr(), self.stride(0), self.stride(1),
                      rows_device.data_ptr<int64_t>(), cols, zeros, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
-  m.impl("uniform_", &uniform_cuda);
-  m.impl("masked_uniform_", &masked_uniform_cuda);
-  m.impl("normal_", &normal_cuda);
-  m.impl("trunc_normal_", &trunc_normal_cuda);
-  m.impl("sparse_", &sparse_cuda);
 }
 
 }  // namespace pyinit::cuda

@@ -21,55 +21,15 @@
 // Measured against mpmath (tests/test_philox.py::test_double_math_is_accurate, docs/philox_stream.md): log,
 // exp, sin, cos within 0.9 ulp, erfc within 1.8 ulp.
 
-#include <cstdint>
-#include <cstring>
 #include <cmath>
+#include <cstdint>
 
-#include "macros.h"
+#include "pyinit/macros.h"
+#include "pyinit/rounded_arithmetic.h"
 
 namespace pyinit {
 
-// ---- exactly rounded arithmetic ------------------------------------------------------------------------------
-
-PYINIT_INLINE double dmul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYINIT_INLINE double dadd_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYINIT_INLINE double ddiv_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-PYINIT_INLINE double dsqrt_rn(double a) {
-#if defined(__CUDA_ARCH__)
-  return __dsqrt_rn(a);
-#else
-  return std::sqrt(a);  // IEEE sqrt is correctly rounded
-#endif
-}
-
-PYINIT_INLINE uint64_t double_bits(double d) {
-  uint64_t u;
-  memcpy(&u, &d, sizeof(u));
-  return u;
-}
-PYINIT_INLINE double bits_double(uint64_t u) {
-  double d;
-  memcpy(&d, &u, sizeof(d));
-  return d;
-}
+// Exactly rounded arithmetic (dadd_rn, dmul_rn, ddiv_rn, dsqrt_rn) and bit copies: pyinit/rounded_arithmetic.h.
 
 // ---- coefficients (python3 tools/philox_math_coeffs.py --cpp) ------------------------------------------------
 

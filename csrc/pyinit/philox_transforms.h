@@ -19,14 +19,14 @@
 // inverse-CDF trunc_normal_ of every dtype) are pyinit's own, built from those operations: see
 // Note [philox double math] in philox_math.h.
 
-#include "pyinit/dtype.h"
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
-#include "macros.h"
-#include "philox.h"
-#include "philox_math.h"
+#include "pyinit/dtype.h"
+#include "pyinit/macros.h"
+#include "pyinit/philox.h"
+#include "pyinit/philox_math.h"
+#include "pyinit/rounded_arithmetic.h"
 
 namespace pyinit {
 
@@ -52,32 +52,7 @@ PYINIT_INLINE Philox4x32Counter philox_block(uint64_t key, uint64_t offset, uint
                        static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
 }
 
-// ---- exactly rounded arithmetic ------------------------------------------------------------------------------
-
-PYINIT_INLINE float fmul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PYINIT_INLINE float fadd_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PYINIT_INLINE uint32_t float_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof(u));
-  return u;
-}
-PYINIT_INLINE float bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof(f));
-  return f;
-}
+// Exactly rounded arithmetic (fmul_rn, fadd_rn, ...) and bit copies: pyinit/rounded_arithmetic.h.
 
 // ---- rounding to the reduced types (round to nearest even) ---------------------------------------------------
 

@@ -4,35 +4,21 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "pyinit/macros.h"
+#include "pyinit/rounded_arithmetic.h"
 
 namespace pyinit {
 
 // a * b + c, either as one fused multiply-add or as two roundings. torch's own CPU kernels are FMA-contracted
 // in its AVX2/AVX512 builds and not in its DEFAULT build, so the choice is a run-time argument here and every
 // translation unit that uses it is compiled with -ffp-contract=off.
-template <bool kFma>
-PYINIT_INLINE float mul_add(float a, float b, float c) {
+template <bool kFma, typename T>
+PYINIT_INLINE T mul_add(T a, T b, T c) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "mul_add: float or double");
   if constexpr (kFma) {
-#if defined(__CUDA_ARCH__)
-    return __fmaf_rn(a, b, c);
-#else
-    return __builtin_fmaf(a, b, c);
-#endif
-  } else {
-    return a * b + c;
-  }
-}
-
-template <bool kFma>
-PYINIT_INLINE double mul_add(double a, double b, double c) {
-  if constexpr (kFma) {
-#if defined(__CUDA_ARCH__)
-    return __fma_rn(a, b, c);
-#else
-    return __builtin_fma(a, b, c);
-#endif
+    return fma_rn(a, b, c);
   } else {
     return a * b + c;
   }
