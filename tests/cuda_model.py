@@ -3,36 +3,21 @@
 Mirrors csrc/pyinit/curand_philox.h (Note [torch CUDA element mapping]),
 csrc/cuda/torch_stream_kernels.cu (Note [pyinit's CUDA thread layout]) and csrc/cuda/index_split.h
 (Note [The 32-bit indexing split]) so that the index math can be tested without a GPU. Box-Muller is
-not modelled: curand uses the hardware __sincosf.
+not modelled: curand uses the hardware __sincosf. The Philox4x32-10 block function is the philox
+stream's oracle (pyinit/reference/philox_numpy.py, checked against the Random123 known answers in
+tests/test_philox_kat.py): curand's and torch's CUDA Philox compute the same function, only the
+counter and key words differ (raw_words).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-M0, M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
-W0, W1 = np.uint32(0x9E3779B9), np.uint32(0xBB67AE85)
+from pyinit.reference.philox_numpy import philox4x32_10  # torch's CUDA Philox is the same function
+
 LOW32 = np.uint64(0xFFFFFFFF)
 BLOCK = 256
 INT32_MAX = 2**31 - 1
-
-
-def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    """Vectorized Philox4x32-10 over uint32 arrays (Salmon et al., SC'11)."""
-    c = [np.asarray(x, dtype=np.uint32) for x in (c0, c1, c2, c3)]
-    k0 = np.asarray(k0, dtype=np.uint32).copy()
-    k1 = np.asarray(k1, dtype=np.uint32).copy()
-    with np.errstate(over="ignore"):
-        for r in range(10):
-            p0 = M0 * c[0].astype(np.uint64)
-            p1 = M1 * c[2].astype(np.uint64)
-            hi0, lo0 = (p0 >> np.uint64(32)).astype(np.uint32), (p0 & LOW32).astype(np.uint32)
-            hi1, lo1 = (p1 >> np.uint64(32)).astype(np.uint32), (p1 & LOW32).astype(np.uint32)
-            c = [hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0]
-            if r < 9:
-                k0 = k0 + W0
-                k1 = k1 + W1
-    return c
 
 
 def torch_cuda_launch(numel: int, sm_count: int, max_threads_per_sm: int, unroll: int):

@@ -1,12 +1,32 @@
-"""Shared test axes (devices x dtypes) and comparison helpers."""
+"""Shared test axes (devices x dtypes) and comparison helpers.
+
+The device axis always holds CUDA: its cases are collected everywhere, carry the `cuda` marker and
+are skipped without a GPU, so one table runs on both devices and CI lists what it did not run.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+HAS_CUDA = torch.cuda.is_available()
+CUDA_MARKS = (pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU"))
+
+
+def on_cuda(*values, id: str | None = None):
+    """A parameter set for a CUDA case: collected everywhere, skipped without a GPU."""
+    return pytest.param(*values, marks=CUDA_MARKS, id=id)
+
+
+def cuda_only(test):
+    """Marks a test that needs a CUDA GPU (`cuda` marker, skipped without one)."""
+    for mark in CUDA_MARKS:
+        test = mark(test)
+    return test
+
+
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", on_cuda("cuda")]
 
 # 1 element, below/at/above the 16-element Box-Muller block, odd sizes, sizes not a multiple of 16.
 SHAPES = [(1,), (7,), (15,), (16,), (17,), (1000,), (33, 65), (4, 3, 5), (1009, 3)]
@@ -14,17 +34,40 @@ SHAPES = [(1,), (7,), (15,), (16,), (17,), (1000,), (33, 65), (4, 3, 5), (1009, 
 dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 devices = pytest.mark.parametrize("device", DEVICES)
 shapes = pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+# CPU thread counts matter to the CPU kernels only: the CUDA case runs once.
+device_threads = pytest.mark.parametrize(
+    "device,threads", [("cpu", 1), ("cpu", 2), on_cuda("cuda", 1)], ids=["cpu-1", "cpu-2", "cuda"]
+)
 
 
 def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape, dtype and bits (so +0.0 != -0.0 and NaN == NaN of the same payload)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
+    """Same shape, dtype, device and bits (so +0.0 != -0.0 and NaN == NaN of the same payload)."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
         return False
     int_type = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
     return torch.equal(a.contiguous().view(int_type), b.contiguous().view(int_type))
 
 
-def generator_state(gen: torch.Generator | None, device: str = "cpu") -> torch.Tensor:
+def differing(a: torch.Tensor, b: torch.Tensor) -> str:
+    """A failure message: how many values of `a` and `b` differ."""
+    return f"{(a != b).sum().item()} of {a.numel()} values differ"
+
+
+def make_generator(device: str, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def rng_states(device: str, gen: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Every generator state a call on `device` may advance: the default CPU generator's (sparse_
+    draws its zero pattern there on every device), the default CUDA generator's on CUDA, and
+    `gen`'s. All are CPU byte tensors."""
+    states = [torch.get_rng_state()]
+    if torch.device(device).type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
     if gen is not None:
-        return gen.get_state()
-    return torch.get_rng_state() if device == "cpu" else torch.cuda.get_rng_state()
+        states.append(gen.get_state())
+    return states
+
+
+def states_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))

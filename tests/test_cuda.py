@@ -1,16 +1,19 @@
-"""CUDA kernels of the torch stream: bit for bit against live torch on the GPU (skipped without
-one), and CPU-only checks of the index math they rest on (tests/cuda_model.py)."""
+"""What only CUDA has, in the torch stream: torch's grid sizes and offset increments, generator
+offsets, large non-contiguous views, graph capture, the 32-bit indexing split and a second GPU, bit
+for bit against live torch on the GPU (skipped without one); and CPU-only checks of the index math
+the kernels rest on (tests/cuda_model.py).
+
+Every initializer x dtype x shape, the views, generators and generator state are compared on CUDA
+by the shared tables of tests/test_bitwise.py (their device axis): this file does not repeat them.
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.init as tinit
 from cuda_model import (
-    philox4x32_10,
     pyinit_cuda_writes,
     split_32bit_1d,
     split_increments,
@@ -19,31 +22,15 @@ from cuda_model import (
     torch_cuda_slots_by_loop,
     uniform_float32,
 )
-from helpers import bitwise_equal, dtypes
+from helpers import HAS_CUDA, bitwise_equal, cuda_only, differing, dtypes
 
 import pyinit
 
 ops = torch.ops.pyinit
-HAS_CUDA = torch.cuda.is_available()
-cuda_only = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 
 
 # --------------------------------------------------------------------------------------------------
 # CPU-only: the model of the index math
-
-
-def test_philox_known_answers():
-    kat = [
-        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-        ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-        (
-            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
-            (0xA4093822, 0x299F31D0),
-            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
-        ),
-    ]
-    for counter, key, expected in kat:
-        assert tuple(int(w) for w in philox4x32_10(*counter, *key)) == expected
 
 
 @pytest.mark.parametrize(
@@ -99,9 +86,9 @@ def test_split_pieces():
 # --------------------------------------------------------------------------------------------------
 # GPU: bit for bit against torch
 
-H100_EDGES = [270_335, 270_336, 270_337, 1_081_344, 1_081_345]
-SHAPES = [(1,), (17,), (1000,), (33, 65), *((n,) for n in H100_EDGES)]
-shapes = pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+# Around the sizes where torch's grid stops growing (270_336 = 132 SMs x 2048 threads on an H100 or
+# H200) and where its offset increment goes from 4 to 8 (1_081_344 = 4 elements per thread).
+GRID_EDGES = [270_335, 270_336, 270_337, 1_081_344, 1_081_345]
 
 
 def _cuda_gen(seed: int) -> torch.Generator:
@@ -110,55 +97,56 @@ def _cuda_gen(seed: int) -> torch.Generator:
     return gen
 
 
-def _compare(shape, dtype, ours, theirs, seed=1234, offset=0, layout=None):
-    """ours(t, gen) vs theirs(t, gen) from equal generator states: same values, same offsets."""
+def _compare(shape, dtype, ours, theirs, seed=1234, offset=0, layout=None, use_generator=True):
+    """ours(t, gen) vs theirs(t, gen) from equal generator states (an explicit CUDA generator, or
+    the default one with gen None): same values, same offsets after the call."""
     results = []
     for fill in (ours, theirs):
-        gen = _cuda_gen(seed)
-        gen.set_offset(offset)
+        if use_generator:
+            gen = source = _cuda_gen(seed)
+        else:
+            torch.cuda.manual_seed(seed)
+            gen, source = None, torch.cuda.default_generators[torch.cuda.current_device()]
+        source.set_offset(offset)
         t = torch.empty(shape, device="cuda", dtype=dtype)
         if layout is not None:
             t = layout(t)
         fill(t, gen)
-        results.append((t, gen.get_offset()))
+        results.append((t, source.get_offset()))
     (a, off_a), (b, off_b) = results
-    assert bitwise_equal(a, b), f"{(a != b).sum().item()} of {a.numel()} values differ"
+    assert bitwise_equal(a, b), differing(a, b)
     assert off_a == off_b
 
 
-@cuda_only
-@dtypes
-@shapes
-def test_uniform(shape, dtype):
-    _compare(
-        shape,
-        dtype,
+def _masked_composition(t, g):
+    t.uniform_(-10, 10, generator=g)
+    t *= t.abs() >= 5
+
+
+GRID_OPS = {
+    "uniform_": (
         lambda t, g: ops.uniform_(t, -0.3, 0.7, g),
         lambda t, g: t.uniform_(-0.3, 0.7, generator=g),
-    )
-
-
-@cuda_only
-@dtypes
-@shapes
-def test_normal(shape, dtype):
-    _compare(
-        shape,
-        dtype,
+    ),
+    "normal_": (
         lambda t, g: ops.normal_(t, 0.5, 2.0, g),
         lambda t, g: t.normal_(0.5, 2.0, generator=g),
-    )
+    ),
+    "masked_uniform_": (
+        lambda t, g: ops.masked_uniform_(t, -10.0, 10.0, 5.0, g),
+        _masked_composition,
+    ),
+}
 
 
 @cuda_only
 @dtypes
-@shapes
-def test_masked_uniform_equals_composition(shape, dtype):
-    def composition(t, g):
-        t.uniform_(-10, 10, generator=g)
-        t *= t.abs() >= 5
-
-    _compare(shape, dtype, lambda t, g: ops.masked_uniform_(t, -10.0, 10.0, 5.0, g), composition)
+@pytest.mark.parametrize("numel", GRID_EDGES, ids=str)
+@pytest.mark.parametrize("op", list(GRID_OPS))
+@pytest.mark.parametrize("use_generator", [False, True], ids=["default_gen", "explicit_gen"])
+def test_grid_edges(op, numel, dtype, use_generator):
+    ours, theirs = GRID_OPS[op]
+    _compare((numel,), dtype, ours, theirs, use_generator=use_generator)
 
 
 @cuda_only
@@ -215,97 +203,17 @@ def test_generator_offsets(offset):
 
 
 @cuda_only
-@pytest.mark.parametrize("op", ["uniform_", "normal_"])
-def test_default_generator(op):
-    results = []
-    for fill in ("ours", "theirs"):
-        torch.cuda.manual_seed(77)
-        t = torch.empty(1_081_345, device="cuda")
-        if op == "uniform_":
-            ops.uniform_(t, -1.0, 1.0, None) if fill == "ours" else t.uniform_(-1, 1)
-        else:
-            ops.normal_(t, 0.0, 1.0, None) if fill == "ours" else t.normal_(0, 1)
-        results.append((t, torch.cuda.default_generators[0].get_offset()))
-    assert bitwise_equal(results[0][0], results[1][0]) and results[0][1] == results[1][1]
-
-
-@cuda_only
-def test_zero_elements_draw_nothing():
-    gen = _cuda_gen(3)
-    for op in (lambda t: ops.uniform_(t, 0, 1, gen), lambda t: ops.normal_(t, 0, 1, gen)):
-        op(torch.empty(0, 5, device="cuda"))
-    assert gen.get_offset() == 0
-
-
-def _trunc_reference(t, mean, std, a, b, gen):
-    """torch >= 2.12's rejection loop with normal proposals (the op's contract, written out)."""
-    t.normal_(mean, std, generator=gen)
-    lo, hi = torch.tensor(a, dtype=t.dtype), torch.tensor(b, dtype=t.dtype)
-    while True:
-        mask = (t < lo.to(t.device)) | (t > hi.to(t.device))
-        if not mask.any():
-            return
-        t.copy_(torch.where(mask, torch.empty_like(t).normal_(mean, std, generator=gen), t))
-
-
-@cuda_only
 @dtypes
-@pytest.mark.parametrize("shape", [(1,), (1000,), (1_081_345,), (512, 513)], ids=str)
+@pytest.mark.parametrize("shape", [(1_081_345,), (512, 513)], ids=str)
 @pytest.mark.parametrize("bounds", [(-2.0, 2.0), (-0.5, 1.0), (-0.2, 0.9)], ids=str)
-def test_trunc_normal(shape, dtype, bounds):
+def test_trunc_normal_grid_sizes(shape, dtype, bounds):
+    # Each redraw round of the rejection loop reserves offsets for the whole tensor at torch's grid.
     a, b = bounds
     _compare(
         shape,
         dtype,
-        lambda t, g: ops.trunc_normal_(t, 0.1, 1.0, a, b, g),
-        lambda t, g: _trunc_reference(t, 0.1, 1.0, a, b, g),
-    )
-
-
-@cuda_only
-@pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 1.0])
-def test_sparse(sparsity):
-    results = []
-    for fill in ("ours", "theirs"):
-        torch.manual_seed(11)
-        gen = _cuda_gen(5)
-        t = torch.empty(300, 40, device="cuda")
-        if fill == "ours":
-            ops.sparse_(t, math.ceil(sparsity * 300), 0.02, gen)
-        else:
-            tinit.sparse_(t, sparsity, 0.02, generator=gen)
-        results.append((t, gen.get_offset(), torch.get_rng_state()))
-    assert bitwise_equal(results[0][0], results[1][0])
-    assert results[0][1] == results[1][1]
-    assert torch.equal(results[0][2], results[1][2])
-
-
-@cuda_only
-@dtypes
-def test_deterministic_initializers(dtype):
-    for shape, ours, theirs in [
-        ((37, 53), lambda t: ops.fill_(t, 0.1), lambda t: t.fill_(0.1)),
-        ((37, 53), lambda t: ops.eye_(t), lambda t: tinit.eye_(t)),
-        ((8, 3, 3, 5), lambda t: ops.dirac_(t, 2), lambda t: tinit.dirac_(t, 2)),
-        ((6, 4, 5), lambda t: ops.dirac_(t, 1), lambda t: tinit.dirac_(t, 1)),
-    ]:
-        for layout in (lambda t: t, lambda t: t.transpose(0, 1)):
-            a = layout(torch.full(shape, 7.0, device="cuda", dtype=dtype))
-            b = a.clone()
-            ours(a)
-            theirs(b)
-            assert bitwise_equal(a, b)
-
-
-@cuda_only
-@pytest.mark.parametrize("shape", [(30, 50), (50, 30), (16, 4, 3)], ids=str)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_orthogonal(shape, dtype):
-    _compare(
-        shape,
-        dtype,
-        lambda t, g: pyinit.orthogonal_(t, 1.5, generator=g),
-        lambda t, g: tinit.orthogonal_(t, 1.5, generator=g),
+        lambda t, g: pyinit.trunc_normal_(t, 0.1, 1.0, a, b, generator=g),
+        lambda t, g: tinit.trunc_normal_(t, 0.1, 1.0, a, b, generator=g),
     )
 
 
@@ -352,6 +260,7 @@ def _has_memory(gib: float) -> bool:
     return HAS_CUDA and torch.cuda.get_device_properties(0).total_memory >= gib * 2**30
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not _has_memory(24), reason="needs a CUDA GPU with 24 GiB")
 @pytest.mark.parametrize(
     "numel,dtype", [(2**30, torch.float32), (2**31 + 5, torch.bfloat16)], ids=str
@@ -367,6 +276,7 @@ def test_32bit_split(numel, dtype):
     torch.cuda.empty_cache()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA or torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_second_device():
     gen = torch.Generator(device="cuda:1")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import CUDA_MARKS, DTYPES
 
 import pyinit  # noqa: F401  (registers the operators)
 from pyinit._ops import has_kernel
 
 ops = torch.ops.pyinit
 
-DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-DEVICES = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
 KEY, OFFSET = 0x1234_5678_9ABC, 64
 
 SEEDED = ("uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_")
@@ -54,29 +53,42 @@ def _float_cases(device: str, dtype: torch.dtype):
 
 
 def _cases():
-    for device in DEVICES:
+    """(op name, device, dtype, index into _float_cases or None): the arguments are made when the
+    test runs, so CUDA cases are collected (and skipped) without a GPU."""
+    for device in ("cpu", "cuda"):
+        device_marks = list(CUDA_MARKS) if device == "cuda" else []
         for dtype in DTYPES:
-            for name, args in _float_cases(device, dtype):
-                marks = ()
+            for index, (name, _) in enumerate(_float_cases("meta", dtype)):
+                marks = list(device_marks)
                 if not has_kernel(name, device):
-                    marks = pytest.mark.xfail(
-                        raises=NotImplementedError,
-                        strict=True,
-                        reason=f"pyinit::{name} has no {device} kernel by design: the Python "
-                        "layer draws the zero pattern on CPU (see .ci/check_registration.py)",
+                    marks.append(
+                        pytest.mark.xfail(
+                            raises=NotImplementedError,
+                            strict=True,
+                            reason=f"pyinit::{name} has no {device} kernel by design: the Python "
+                            "layer draws the zero pattern on CPU (see .ci/check_registration.py)",
+                        )
                     )
                 dtype_name = str(dtype).removeprefix("torch.")
-                yield pytest.param(name, args, id=f"{name}-{device}-{dtype_name}", marks=marks)
-        ints = torch.zeros(5, 7, dtype=torch.int32, device=device)
+                yield pytest.param(
+                    name, device, dtype, index, id=f"{name}-{device}-{dtype_name}", marks=marks
+                )
         yield pytest.param(
-            "philox_bits_", (ints, KEY, OFFSET, 1), id=f"philox_bits_-{device}-int32"
+            "philox_bits_", device, torch.int32, None, id=f"philox_bits_-{device}-int32",
+            marks=device_marks,
         )
-        if device == "cpu":
-            # philox_sparse_ with std=None: only the zero pattern, on any dtype (CPU-only operator).
-            ones = torch.ones(8, 6, dtype=torch.bool)
-            yield pytest.param(
-                "philox_sparse_", (ones, 2, None, KEY, OFFSET), id="philox_sparse_-cpu-bool"
-            )
+    # philox_sparse_ with std=None: only the zero pattern, on any dtype (CPU-only operator).
+    yield pytest.param("philox_sparse_", "cpu", torch.bool, None, id="philox_sparse_-cpu-bool")
+
+
+def _args(name: str, device: str, dtype: torch.dtype, index: int | None) -> tuple:
+    if index is not None:
+        made, args = _float_cases(device, dtype)[index]
+        assert made == name
+        return args
+    if name == "philox_bits_":
+        return (torch.zeros(5, 7, dtype=torch.int32, device=device), KEY, OFFSET, 1)
+    return (torch.ones(8, 6, dtype=dtype, device=device), 2, None, KEY, OFFSET)
 
 
 def _covered_ops() -> set[str]:
@@ -98,6 +110,6 @@ def test_seeded_tag():
         assert tagged == (name in SEEDED), name
 
 
-@pytest.mark.parametrize(("name", "args"), _cases())
-def test_opcheck(name: str, args: tuple):
-    torch.library.opcheck(getattr(ops, name).default, args)
+@pytest.mark.parametrize(("name", "device", "dtype", "index"), _cases())
+def test_opcheck(name: str, device: str, dtype: torch.dtype, index: int | None):
+    torch.library.opcheck(getattr(ops, name).default, _args(name, device, dtype, index))

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import DEVICES, bitwise_equal, dtypes
+from helpers import bitwise_equal, cuda_only, dtypes
 from scipy import stats
 
 import pyinit
@@ -26,8 +26,6 @@ KEY, OFFSET = (
     0xFFFFFFFFFFFFF000,
 )  # the counter wraps around 2^64 in larger tensors
 SIZES = [1, 7, 31, 33, 100, 1000, 4099]
-CUDA = torch.cuda.is_available()
-cuda_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 
 # (name, op arguments, oracle)
 TRUNC_CASES = [
@@ -619,7 +617,3 @@ def test_cuda_shards_views_and_seed():
     a = philox.kaiming_uniform_(torch.empty(64, 64, device="cuda")).cpu()
     torch.manual_seed(0)
     assert bitwise_equal(a, philox.kaiming_uniform_(torch.empty(64, 64)))
-
-
-def test_devices_axis_is_shared():
-    assert "cpu" in DEVICES
