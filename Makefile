@@ -33,8 +33,16 @@ nvcc-check:
 gpu-check: deps
 	PYTHON=$(PYTHON) .ci/gpu_check.sh
 
+# ruff (check + format) for Python, clang-format (.clang-format) for csrc/ and tests/cpp.
+# Pinned: another version may format differently.
+LINT_PY := pyinit tests benchmarks tools .ci
+CLANG_FORMAT := $(PYTHON) -c "import sys, clang_format; sys.argv[0] = 'clang-format'; clang_format.clang_format()"
 lint:
-	ruff check pyinit tests benchmarks tools .ci
+	@$(PYTHON) -m ruff --version 2>/dev/null | grep -qx "ruff 0.17.6" || $(PIP) install -q "ruff==0.17.6"
+	@$(CLANG_FORMAT) --version 2>/dev/null | grep -q "version 19.1.7" || $(PIP) install -q "clang-format==19.1.7"
+	$(PYTHON) -m ruff check $(LINT_PY)
+	$(PYTHON) -m ruff format --check $(LINT_PY)
+	$(CLANG_FORMAT) --style=file --dry-run --Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cpp/*.cpp')
 
 clean:
 	rm -rf build cmake-build pyinit/_C*.so *.egg-info

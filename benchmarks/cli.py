@@ -53,23 +53,36 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="pyinit vs torch.nn.init (and the fill_ ceiling): table, JSON and plots.",
     )
-    p.add_argument("--preset", choices=("default", "full", "headline"), default="default",
-                   help="default: small CPU sweep (+GPU when present); full: 2^10..2^26 CPU / "
-                   "2^30 GPU; headline: the headline CPU figures (2^24 float32, side by side)")
-    p.add_argument("--quick", action="store_true",
-                   help="smallest sizes, few repeats, scaled-down model on CPU (smoke run)")
+    p.add_argument(
+        "--preset",
+        choices=("default", "full", "headline"),
+        default="default",
+        help="default: small CPU sweep (+GPU when present); full: 2^10..2^26 CPU / "
+        "2^30 GPU; headline: the headline CPU figures (2^24 float32, side by side)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smallest sizes, few repeats, scaled-down model on CPU (smoke run)",
+    )
     p.add_argument("--initializers", type=_csv, help="comma-separated (default: all)")
     p.add_argument("--sizes", help="log2 element counts: '12,16,20' or '10:26:2'")
     p.add_argument("--devices", type=_csv, help="cpu,cuda (default: cpu, and cuda when present)")
     p.add_argument("--dtypes", type=_csv, help="default float32,bfloat16 (--quick: float32)")
     p.add_argument("--streams", type=_csv, help="pyinit random streams (default: all available)")
-    p.add_argument("--threads", type=_csv, help="CPU thread counts of the threads section "
-                   "(default: 1 and all cores)")
+    p.add_argument(
+        "--threads",
+        type=_csv,
+        help="CPU thread counts of the threads section (default: 1 and all cores)",
+    )
     p.add_argument("--thread-size", type=int, help="log2 elements of the threads section (22)")
     p.add_argument("--sections", type=_csv, help=f"of {','.join(SECTIONS)} (default: all)")
     p.add_argument("--small-params", type=int, help="parameters of the many-small section (1000)")
-    p.add_argument("--model-scale", type=int, help="divide the LLaMA-7B dims by this (CPU "
-                   "default 1; 4 with --quick)")
+    p.add_argument(
+        "--model-scale",
+        type=int,
+        help="divide the LLaMA-7B dims by this (CPU default 1; 4 with --quick)",
+    )
     p.add_argument("--repeats", type=int, help="timed repeats per contender (CPU 5, GPU 20)")
     p.add_argument("--warmup", type=int, help="warm-up calls per contender (CPU 1, GPU 3)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile peers")
@@ -82,12 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(device: str, args: argparse.Namespace) -> Settings:
     if device == "cuda":
-        s = Settings(warmup=3, repeats=5 if args.quick else 20, min_batch_s=0.001,
-                     slow_s=1.0, slow_budget_s=10.0)
+        s = Settings(
+            warmup=3,
+            repeats=5 if args.quick else 20,
+            min_batch_s=0.001,
+            slow_s=1.0,
+            slow_budget_s=10.0,
+        )
     else:
-        s = Settings(warmup=1, repeats=3 if args.quick else 5,
-                     min_batch_s=0.001 if args.quick else 0.002,
-                     slow_s=1.0, slow_budget_s=2.0 if args.quick else 4.0)
+        s = Settings(
+            warmup=1,
+            repeats=3 if args.quick else 5,
+            min_batch_s=0.001 if args.quick else 0.002,
+            slow_s=1.0,
+            slow_budget_s=2.0 if args.quick else 4.0,
+        )
     if args.repeats is not None:
         s.repeats = max(args.repeats, 1)
     if args.warmup is not None:
@@ -111,23 +133,31 @@ def resolve(args: argparse.Namespace) -> tuple[Plan, list[dict]]:
         skipped.append({"what": f"stream {stream}", "reason": "this pyinit has no such stream"})
     streams = [s for s in streams if s in available_streams()] or ["torch"]
     key = "quick" if args.quick and args.preset == "default" else args.preset
-    sizes = {d: parse_sizes(args.sizes) if args.sizes else
-             [1 << e for e in SIZES.get(key, SIZES["default"])[d]] for d in ("cpu", "cuda")}
+    sizes = {
+        d: parse_sizes(args.sizes)
+        if args.sizes
+        else [1 << e for e in SIZES.get(key, SIZES["default"])[d]]
+        for d in ("cpu", "cuda")
+    }
     cores = os.cpu_count() or 1
     threads = [int(t) for t in args.threads] if args.threads else sorted({1, cores})
     plan = Plan(
         devices=devices,
-        dtypes=_choices(args.dtypes or (["float32"] if args.quick or headline else
-                                        ["float32", "bfloat16"]), DTYPES, "dtype"),
+        dtypes=_choices(
+            args.dtypes or (["float32"] if args.quick or headline else ["float32", "bfloat16"]),
+            DTYPES,
+            "dtype",
+        ),
         sizes=sizes,
-        initializers=_choices(args.initializers or list(INITIALIZERS), INITIALIZERS,
-                              "initializer"),
+        initializers=_choices(args.initializers or list(INITIALIZERS), INITIALIZERS, "initializer"),
         streams=streams,
         threads=threads,
         thread_size=1 << (args.thread_size or (16 if args.quick else 22)),
         small_params=args.small_params or (200 if args.quick else 1000),
-        model_scale={"cpu": args.model_scale or (4 if args.quick else 1),
-                     "cuda": args.model_scale or 1},
+        model_scale={
+            "cpu": args.model_scale or (4 if args.quick else 1),
+            "cuda": args.model_scale or 1,
+        },
         orthogonal_max=None if args.sizes or args.preset == "full" else 1 << 20,
         sections=_choices(args.sections or list(SECTIONS), SECTIONS, "section"),
         use_compile=not args.no_compile,

@@ -42,8 +42,12 @@ KERNEL_OP = {
     "dirac_": "dirac_",
 }
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "float64": torch.float64}
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
 
 
 def has_streams() -> bool:
@@ -126,14 +130,22 @@ def initializer_contenders(
             Contender("composition", lambda: masked_uniform_composition(tensor), "baseline")
         )
         if use_compile:
-            rows.append(Contender("torch.compile", lambda: compiled_composition()(tensor), "peer",
-                                  note="inductor RNG: other values than eager"))
+            rows.append(
+                Contender(
+                    "torch.compile",
+                    lambda: compiled_composition()(tensor),
+                    "peer",
+                    note="inductor RNG: other values than eager",
+                )
+            )
     else:
         torch_fn = getattr(torch.nn.init, name)
         rows.append(Contender("torch.nn.init", lambda: torch_fn(tensor, *args), "baseline"))
     pyinit_fn = getattr(pyinit, name)
     rows += pyinit_contenders(
-        lambda: pyinit_fn(tensor, *args), streams, name in RANDOM,
+        lambda: pyinit_fn(tensor, *args),
+        streams,
+        name in RANDOM,
         fallback_note(name, tensor),
     )
     return rows

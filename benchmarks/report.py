@@ -35,8 +35,11 @@ def fmt_elements(row: dict) -> str:
     if row["section"] in ("headline", "sweep", "threads") and numel & (numel - 1) == 0:
         text = f"2^{int(math.log2(numel))}"
         shape = row["shape"]
-        return f"{shape[0]}x{shape[1]}" if row["initializer"] == "sparse_" and \
-            row["section"] == "headline" else text
+        return (
+            f"{shape[0]}x{shape[1]}"
+            if row["initializer"] == "sparse_" and row["section"] == "headline"
+            else text
+        )
     return f"{numel / 1e6:.3g}M" if numel >= 1e6 else f"{numel:,}"
 
 
@@ -84,8 +87,13 @@ def table_lines(header: list[str], rows: list[dict], skipped: list[dict]) -> lis
         group = list(group)
         where = f"{device}" + (f", {threads} threads" if threads else "")
         extra = group[0].get("scale_note", "")
-        lines += ["", f"== {_SECTION_TITLES.get(section, section)} | {where} | {dtype}"
-                  + (f" | {extra}" if extra else "") + " ==", _line(list(_COLUMNS))]
+        lines += [
+            "",
+            f"== {_SECTION_TITLES.get(section, section)} | {where} | {dtype}"
+            + (f" | {extra}" if extra else "")
+            + " ==",
+            _line(list(_COLUMNS)),
+        ]
         previous = None
         for row in group:
             key = (row["initializer"], row["numel"])
@@ -132,24 +140,36 @@ def write_bar_plot(out: Path, stem: str, rows: list[dict]) -> list[Path]:
     roles = ("ceiling", "baseline", "peer", "pyinit")
     fig, ax = plt.subplots(figsize=(10, 4.2))
     for i, name in enumerate(names):
-        group = sorted((r for r in rows if r["initializer"] == name),
-                       key=lambda r: roles.index(r["role"]))
+        group = sorted(
+            (r for r in rows if r["initializer"] == name), key=lambda r: roles.index(r["role"])
+        )
         width = 0.8 / len(group)
         for j, r in enumerate(group):
             x = i - 0.4 + (j + 0.5) * width
             color = {"ceiling": "black", "baseline": "C0", "peer": "C2"}.get(r["role"], "C1")
             color = "C3" if r["stream"] == "philox" else color
             ax.bar(x, r["gbps"], width * 0.9, color=color)
-            ax.text(x, r["gbps"] * 1.08, r["contender"], rotation=90, ha="center", va="bottom",
-                    fontsize=7)
+            ax.text(
+                x,
+                r["gbps"] * 1.08,
+                r["contender"],
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     firsts = [next(r for r in rows if r["initializer"] == n) for n in names]
-    ax.set_xticks(range(len(names)), [f"{r['initializer']}\n{fmt_elements(r)}" for r in firsts],
-                  fontsize=8)
+    ax.set_xticks(
+        range(len(names)), [f"{r['initializer']}\n{fmt_elements(r)}" for r in firsts], fontsize=8
+    )
     ax.set_yscale("log")
     ax.set_ylim(top=ax.get_ylim()[1] * 8)
     ax.set_ylabel("GB/s written")
-    ax.set_title("headline figures, CPU float32 (black: fill_ ceiling, blue: baseline, "
-                 "orange/red: pyinit torch/philox)", fontsize=10)
+    ax.set_title(
+        "headline figures, CPU float32 (black: fill_ ceiling, blue: baseline, "
+        "orange/red: pyinit torch/philox)",
+        fontsize=10,
+    )
     ax.grid(True, axis="y", which="both", alpha=0.25)
     fig.tight_layout()
     path = out / f"{stem}-cpu.png"
@@ -175,8 +195,10 @@ def write_plots(out: Path, stem: str, rows: list[dict]) -> list[Path]:
         fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
         for ax, name in zip(axes.flat, names, strict=False):
             for (label, dtype), series in groupby(
-                sorted((r for r in drows if r["initializer"] == name),
-                       key=lambda r: (r["contender"], r["dtype"], r["numel"])),
+                sorted(
+                    (r for r in drows if r["initializer"] == name),
+                    key=lambda r: (r["contender"], r["dtype"], r["numel"]),
+                ),
                 key=lambda r: (r["contender"], r["dtype"]),
             ):
                 series = list(series)
@@ -186,8 +208,14 @@ def write_plots(out: Path, stem: str, rows: list[dict]) -> list[Path]:
                     style = {"color": "black", "linestyle": "--", "linewidth": 1.2}
                 else:
                     style = {"color": colors[label], "linewidth": 1.5}
-                ax.plot(xs, ys, marker=markers[dtype], markersize=3.5,
-                        label=f"{label} ({dtype})", **style)
+                ax.plot(
+                    xs,
+                    ys,
+                    marker=markers[dtype],
+                    markersize=3.5,
+                    label=f"{label} ({dtype})",
+                    **style,
+                )
             ax.set_title(name, fontsize=10)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -195,7 +223,7 @@ def write_plots(out: Path, stem: str, rows: list[dict]) -> list[Path]:
             ax.set_ylabel("GB/s written", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, which="both", alpha=0.25)
-        for ax in list(axes.flat)[len(names):]:
+        for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
         handles, legend_labels = [], []
         for ax in axes.flat:
@@ -203,8 +231,14 @@ def write_plots(out: Path, stem: str, rows: list[dict]) -> list[Path]:
                 if lab not in legend_labels:
                     handles.append(h)
                     legend_labels.append(lab)
-        fig.legend(handles, legend_labels, loc="lower center", ncol=min(4, len(handles)),
-                   fontsize=8, frameon=False)
+        fig.legend(
+            handles,
+            legend_labels,
+            loc="lower center",
+            ncol=min(4, len(handles)),
+            fontsize=8,
+            frameon=False,
+        )
         threads = drows[0]["threads"]
         where = f"{device}, {threads} threads" if threads else device
         fig.suptitle(f"pyinit vs torch.nn.init: GB/s written ({where}; dashed: fill_ ceiling)")

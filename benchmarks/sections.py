@@ -66,7 +66,11 @@ def _note(contender: Contender, result: dict) -> str:
 
 
 def group_rows(
-    section: str, meta: dict, contenders: list[Contender], device: str, settings: Settings,
+    section: str,
+    meta: dict,
+    contenders: list[Contender],
+    device: str,
+    settings: Settings,
     nbytes: int,
 ) -> list[dict]:
     """Time one group and return one row per contender."""
@@ -78,25 +82,27 @@ def group_rows(
     for c in contenders:
         r = results[c.label]
         t = r["median_s"]
-        rows.append({
-            "section": section,
-            "device": device,
-            **meta,
-            "contender": c.label,
-            "role": c.role,
-            "stream": c.stream,
-            "bytes": nbytes,
-            "median_s": t,
-            "min_s": r["min_s"],
-            "times_s": r["times_s"],
-            "calls_per_batch": r["inner"],
-            "repeats": len(r["times_s"]),
-            "gbps": nbytes / t / 1e9 if t else None,
-            "pct_fill": 100.0 * t_fill / t if t and t_fill else None,
-            "speedup": t_base / t if t and t_base else None,
-            "baseline": baseline,
-            "note": _note(c, r),
-        })
+        rows.append(
+            {
+                "section": section,
+                "device": device,
+                **meta,
+                "contender": c.label,
+                "role": c.role,
+                "stream": c.stream,
+                "bytes": nbytes,
+                "median_s": t,
+                "min_s": r["min_s"],
+                "times_s": r["times_s"],
+                "calls_per_batch": r["inner"],
+                "repeats": len(r["times_s"]),
+                "gbps": nbytes / t / 1e9 if t else None,
+                "pct_fill": 100.0 * t_fill / t if t and t_fill else None,
+                "speedup": t_base / t if t and t_base else None,
+                "baseline": baseline,
+                "note": _note(c, r),
+            }
+        )
     return rows
 
 
@@ -105,13 +111,23 @@ def _threads(device: str) -> int | None:
 
 
 def initializer_group(
-    section: str, name: str, shape: tuple[int, ...], dtype: str, device: str, plan: Plan,
+    section: str,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    device: str,
+    plan: Plan,
     settings: Settings | None = None,
 ) -> list[dict]:
     tensor = torch.empty(shape, dtype=DTYPES[dtype], device=device)
     contenders = initializer_contenders(name, tensor, plan.streams, plan.use_compile)
-    meta = {"dtype": dtype, "initializer": name, "shape": list(shape), "numel": tensor.numel(),
-            "threads": _threads(device)}
+    meta = {
+        "dtype": dtype,
+        "initializer": name,
+        "shape": list(shape),
+        "numel": tensor.numel(),
+        "threads": _threads(device),
+    }
     nbytes = tensor.numel() * tensor.element_size()
     return group_rows(section, meta, contenders, device, settings or plan.settings[device], nbytes)
 
@@ -191,9 +207,14 @@ def run_many_small(device: str, plan: Plan, progress: Progress) -> list[dict]:
         Contender("torch.nn.init", lambda: reset_all(torch.nn.init), "baseline"),
         *pyinit_contenders(lambda: reset_all(pyinit), plan.streams, True),
     ]
-    meta = {"dtype": "float32", "initializer": "nn.Linear(256,256)",
-            "shape": [256, 256], "numel": sum(p.numel() for p in params), "params": len(params),
-            "threads": _threads(device)}
+    meta = {
+        "dtype": "float32",
+        "initializer": "nn.Linear(256,256)",
+        "shape": [256, 256],
+        "numel": sum(p.numel() for p in params),
+        "params": len(params),
+        "threads": _threads(device),
+    }
     rows = group_rows("small", meta, contenders, device, plan.settings[device], meta["numel"] * 4)
     for row in rows:
         row["us_per_param"] = row["median_s"] / len(params) * 1e6 if row["median_s"] else None
@@ -236,9 +257,14 @@ def run_model(device: str, plan: Plan, progress: Progress) -> list[dict]:
     ]
     numel = sum(i * o for i, o in shapes)
     name = "llama7b-layer" if scale == 1 else f"llama7b-layer/{scale}"
-    meta = {"dtype": "float32", "initializer": name, "shape": [list(s) for s in shapes],
-            "numel": numel, "threads": _threads(device),
-            "scale_note": "" if scale == 1 else f"dims scaled down {scale}x, not the real shape"}
+    meta = {
+        "dtype": "float32",
+        "initializer": name,
+        "shape": [list(s) for s in shapes],
+        "numel": numel,
+        "threads": _threads(device),
+        "scale_note": "" if scale == 1 else f"dims scaled down {scale}x, not the real shape",
+    }
     return group_rows("model", meta, contenders, device, plan.settings[device], numel * 4)
 
 
@@ -248,8 +274,9 @@ def run_headline(plan: Plan, progress: Progress, sparse_settings: Settings) -> l
     for name in ("masked_uniform_", "trunc_normal_", "uniform_", "normal_", "sparse_"):
         progress.step(f"headline {name}")
         if name == "sparse_":
-            group = initializer_group("headline", name, HEADLINE_SPARSE_SHAPE, "float32", "cpu",
-                                      plan, sparse_settings)
+            group = initializer_group(
+                "headline", name, HEADLINE_SPARSE_SHAPE, "float32", "cpu", plan, sparse_settings
+            )
         else:
             shape = shape_for(name, 1 << 24)
             group = initializer_group("headline", name, shape, "float32", "cpu", plan)

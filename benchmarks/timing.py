@@ -89,10 +89,13 @@ def _prepare(state: _State, device: str, settings: Settings) -> None:
                 if time.perf_counter() - t0 > settings.slow_s:
                     break  # a slow contender (or a compilation) is warm enough
             once = _batch_seconds(fn, 1, device)
-        state.warned = sorted({
-            str(w.message).splitlines()[0] for w in caught
-            if not issubclass(w.category, (DeprecationWarning, FutureWarning))
-        })
+        state.warned = sorted(
+            {
+                str(w.message).splitlines()[0]
+                for w in caught
+                if not issubclass(w.category, (DeprecationWarning, FutureWarning))
+            }
+        )
     except Exception as exc:  # a contender that fails becomes a row note, not a crash
         state.error = _short(exc)
         return

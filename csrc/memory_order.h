@@ -82,7 +82,9 @@ class MemoryOrderOutput {
   }
   void* data() const { return buffer_.data_ptr(); }
   template <typename T>
-  T* data_as() const { return buffer_.data_ptr<T>(); }
+  T* data_as() const {
+    return buffer_.data_ptr<T>();
+  }
   int64_t numel() const { return buffer_.numel(); }
   // self with its dimensions permuted into memory order.
   const at::Tensor& view() const { return view_; }

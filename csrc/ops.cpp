@@ -50,20 +50,26 @@ TORCH_LIBRARY(pyinit, m) {
   m.def("orthogonal_finish_(Tensor(a!) self, Tensor q, Tensor r, float gain, bool transposed) -> ()");
 
   // The philox stream.
-  m.def("philox_uniform_(Tensor(a!) self, float low, float high, int key, int offset, int[] global_shape=[], "
-        "int[] start=[]) -> ()");
-  m.def("philox_normal_(Tensor(a!) self, float mean, float std, int key, int offset, int[] global_shape=[], "
-        "int[] start=[]) -> ()");
-  m.def("philox_masked_uniform_(Tensor(a!) self, float low, float high, float threshold, int key, int offset, "
-        "int[] global_shape=[], int[] start=[]) -> ()");
-  m.def("philox_trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, int key, int offset, "
-        "int[] global_shape=[], int[] start=[]) -> ()");
+  m.def(
+      "philox_uniform_(Tensor(a!) self, float low, float high, int key, int offset, int[] global_shape=[], "
+      "int[] start=[]) -> ()");
+  m.def(
+      "philox_normal_(Tensor(a!) self, float mean, float std, int key, int offset, int[] global_shape=[], "
+      "int[] start=[]) -> ()");
+  m.def(
+      "philox_masked_uniform_(Tensor(a!) self, float low, float high, float threshold, int key, int offset, "
+      "int[] global_shape=[], int[] start=[]) -> ()");
+  m.def(
+      "philox_trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, int key, int offset, "
+      "int[] global_shape=[], int[] start=[]) -> ()");
   // Raw Philox words (int32 tensor), one per element in the one-word tile map, at counter stream `stream`.
-  m.def("philox_bits_(Tensor(a!) self, int key, int offset, int stream, int[] global_shape=[], "
-        "int[] start=[]) -> ()");
+  m.def(
+      "philox_bits_(Tensor(a!) self, int key, int offset, int stream, int[] global_shape=[], "
+      "int[] start=[]) -> ()");
   // sparse_ on a 2-D `self` (CPU): the values of philox_normal_(0, std), then zero (all-zero bytes) in the
   // elements that are among the num_zeros smallest (philox_bits_ word at stream 1, row) of their column. With
   // std=None only the zeros are written (any dtype: a bool tensor of ones gives the pattern for other devices).
-  m.def("philox_sparse_(Tensor(a!) self, int num_zeros, float? std, int key, int offset, int[] global_shape=[], "
-        "int[] start=[]) -> ()");
+  m.def(
+      "philox_sparse_(Tensor(a!) self, int num_zeros, float? std, int key, int offset, int[] global_shape=[], "
+      "int[] start=[]) -> ()");
 }

@@ -63,18 +63,14 @@ inline void check_uniform_bounds(const at::Tensor& self, double& from, double& t
   }
 }
 
-inline void check_normal_std(double std) {
-  TORCH_CHECK(std >= 0.0, "normal expects std >= 0.0, but found std ", std);
-}
+inline void check_normal_std(double std) { TORCH_CHECK(std >= 0.0, "normal expects std >= 0.0, but found std ", std); }
 
 inline void check_2d(const at::Tensor& self) {
   TORCH_CHECK(self.dim() == 2, "Only tensors with 2 dimensions are supported");
 }
 
 // torch's TensorIterator refuses to write a tensor whose elements share memory (an expanded view).
-inline void check_writable(const at::Tensor& self) {
-  at::assert_no_internal_overlap(self);
-}
+inline void check_writable(const at::Tensor& self) { at::assert_no_internal_overlap(self); }
 
 // The last step of every in-place op's validation: self must be writable; then the write is announced to
 // autograd as torch's in-place ops announce theirs (ADInplaceOrView): the version counter moves by one, and an

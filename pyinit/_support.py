@@ -24,7 +24,7 @@ from ._ops import has_kernel
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # torch versions whose CPU kernels pyinit reproduces bit for bit: each joined the list only after
-# the whole test suite (tests/test_bitwise_cpu.py against live torch.nn.init among it) passed on
+# the whole test suite (tests/test_bitwise.py against live torch.nn.init among it) passed on
 # that version with PYINIT_ALLOW_UNVERIFIED=1 (2.14.1+cu130, 2.15.0+cu130; see docs/decisions.md).
 # torch 2.11/2.12 CPU distribution templates differ; they use torch's own code.
 _VERIFIED_CPU_TORCH = ((2, 13), (2, 14), (2, 15))
@@ -133,8 +133,11 @@ def warn_fallback(op: str, reason: str, stream: str = "torch") -> None:
     key = (stream, name, reason)
     if key not in _warned:
         _warned.add(key)
-        what = f"pyinit.{name}: using torch's implementation" if stream == "torch" else (
-            f"pyinit.{stream}.{name}: using torch's stream")
+        what = (
+            f"pyinit.{name}: using torch's implementation"
+            if stream == "torch"
+            else (f"pyinit.{stream}.{name}: using torch's stream")
+        )
         warnings.warn(f"{what} ({reason})", PyinitFallbackWarning, stacklevel=level)
 
 

@@ -151,7 +151,8 @@ def _refuse_inference_tensor(tensor: Tensor) -> None:
     validation on an empty view (nothing is written), for initializers that draw into a temporary
     before their operator sees the tensor."""
     if (
-        tensor.is_inference()
+        not torch.compiler.is_compiling()  # Dynamo cannot trace is_inference(); fake tensors aren't
+        and tensor.is_inference()
         and not torch.is_inference_mode_enabled()
         and tensor.is_floating_point()
         and tensor.dim() > 0

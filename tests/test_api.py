@@ -43,8 +43,20 @@ def test_signatures_match(name):
 
 
 def test_calculate_gain_values_and_types():
-    for nl in ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-               "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]:
+    for nl in [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "selu",
+    ]:
         ours, theirs = pyinit.calculate_gain(nl), tinit.calculate_gain(nl)
         assert ours == theirs and type(ours) is type(theirs)
     assert pyinit.calculate_gain("leaky_relu", 0.2) == tinit.calculate_gain("leaky_relu", 0.2)
@@ -128,8 +140,19 @@ def test_trunc_normal_far_mean_warning():
             lib.trunc_normal_(torch.empty(100), mean=10.0, std=1.0, a=-2.0, b=2.0)
 
 
-DEPRECATED = ["uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
-              "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse"]
+DEPRECATED = [
+    "uniform",
+    "normal",
+    "constant",
+    "eye",
+    "dirac",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
+]
 
 
 @pytest.mark.parametrize("name", DEPRECATED)
@@ -181,8 +204,16 @@ def test_meta_tensors(name):
 
 def test_returns_the_same_tensor_and_keeps_grad():
     w = torch.nn.Parameter(torch.empty(5, 5))
-    for fn in (pyinit.uniform_, pyinit.normal_, pyinit.xavier_uniform_, pyinit.kaiming_normal_,
-               pyinit.trunc_normal_, pyinit.orthogonal_, pyinit.eye_, pyinit.zeros_):
+    for fn in (
+        pyinit.uniform_,
+        pyinit.normal_,
+        pyinit.xavier_uniform_,
+        pyinit.kaiming_normal_,
+        pyinit.trunc_normal_,
+        pyinit.orthogonal_,
+        pyinit.eye_,
+        pyinit.zeros_,
+    ):
         assert fn(w) is w
         assert w.requires_grad and w.grad_fn is None
 
@@ -218,9 +249,18 @@ def test_masked_uniform_non_generator_object_type_error():
         pyinit.masked_uniform_(torch.zeros(3), generator=0)
 
 
-PHILOX_INITIALIZERS = ["uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_",
-                       "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
-                       "masked_uniform_"]
+PHILOX_INITIALIZERS = [
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+    "sparse_",
+    "masked_uniform_",
+]
 
 
 def test_philox_mirrors_every_random_initializer():

@@ -59,8 +59,20 @@ def test_backward_after_reinit_raises_as_torch(name):
     assert messages[0] == messages[1]
 
 
-@pytest.mark.parametrize("name", ["uniform_", "normal_", "trunc_normal_", "zeros_", "eye_",
-                                  "dirac_", "orthogonal_", "sparse_", "masked_uniform_"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "uniform_",
+        "normal_",
+        "trunc_normal_",
+        "zeros_",
+        "eye_",
+        "dirac_",
+        "orthogonal_",
+        "sparse_",
+        "masked_uniform_",
+    ],
+)
 def test_inference_tensor_refused_before_writing(name):
     shape = (4, 4, 3) if name == "dirac_" else (4, 4)
     args = (0.5,) if name == "sparse_" else ()
@@ -88,8 +100,19 @@ def test_inference_tensor_inside_inference_mode_is_written():
     assert torch.equal(t, expected)
 
 
-@pytest.mark.parametrize("name", ["uniform_", "normal_", "trunc_normal_", "kaiming_normal_",
-                                  "constant_", "eye_", "sparse_", "orthogonal_"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "uniform_",
+        "normal_",
+        "trunc_normal_",
+        "kaiming_normal_",
+        "constant_",
+        "eye_",
+        "sparse_",
+        "orthogonal_",
+    ],
+)
 @pytest.mark.parametrize("view", ["transposed", "sliced"])
 def test_version_counter_of_views_as_torch(name, view):
     args = {"constant_": (0.5,), "sparse_": (0.3,)}.get(name, ())

@@ -17,9 +17,26 @@ from benchmarks import SCHEMA  # noqa: E402
 from benchmarks.cli import main, parse_sizes  # noqa: E402
 
 ROW_KEYS = {
-    "section", "device", "dtype", "initializer", "shape", "numel", "threads", "contender", "role",
-    "stream", "bytes", "median_s", "min_s", "times_s", "repeats", "gbps", "pct_fill", "speedup",
-    "baseline", "note",
+    "section",
+    "device",
+    "dtype",
+    "initializer",
+    "shape",
+    "numel",
+    "threads",
+    "contender",
+    "role",
+    "stream",
+    "bytes",
+    "median_s",
+    "min_s",
+    "times_s",
+    "repeats",
+    "gbps",
+    "pct_fill",
+    "speedup",
+    "baseline",
+    "note",
 }
 INITIALIZERS = ["uniform_", "masked_uniform_", "constant_", "dirac_"]
 
@@ -28,10 +45,31 @@ INITIALIZERS = ["uniform_", "masked_uniform_", "constant_", "dirac_"]
 def smallest(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     argv = [
-        "--quick", "--no-compile", "--no-progress", "--devices", "cpu,cuda",
-        "--initializers", ",".join(INITIALIZERS), "--sizes", "10", "--threads", "1",
-        "--thread-size", "10", "--small-params", "4", "--model-scale", "64",
-        "--repeats", "1", "--warmup", "0", "--out", str(out), "--tag", "t",
+        "--quick",
+        "--no-compile",
+        "--no-progress",
+        "--devices",
+        "cpu,cuda",
+        "--initializers",
+        ",".join(INITIALIZERS),
+        "--sizes",
+        "10",
+        "--threads",
+        "1",
+        "--thread-size",
+        "10",
+        "--small-params",
+        "4",
+        "--model-scale",
+        "64",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(out),
+        "--tag",
+        "t",
     ]
     assert main(argv) == 0
     return out, json.loads((out / "t.json").read_text())
@@ -97,12 +135,35 @@ def test_streams_are_a_dimension(tmp_path, monkeypatch):
         yield
 
     monkeypatch.setattr(pyinit, "stream", stream, raising=False)
-    argv = ["--quick", "--no-progress", "--no-plots", "--sections", "sweep", "--sizes", "10",
-            "--devices", "cpu", "--initializers", "uniform_,zeros_", "--streams", "torch,philox",
-            "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), "--tag", "s"]
+    argv = [
+        "--quick",
+        "--no-progress",
+        "--no-plots",
+        "--sections",
+        "sweep",
+        "--sizes",
+        "10",
+        "--devices",
+        "cpu",
+        "--initializers",
+        "uniform_,zeros_",
+        "--streams",
+        "torch,philox",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--tag",
+        "s",
+    ]
     assert main(argv) == 0
     rows = json.loads((tmp_path / "s.json").read_text())["rows"]
     labels = {(r["initializer"], r["contender"]) for r in rows if r["role"] == "pyinit"}
-    assert labels == {("uniform_", "pyinit[torch]"), ("uniform_", "pyinit[philox]"),
-                      ("zeros_", "pyinit")}
+    assert labels == {
+        ("uniform_", "pyinit[torch]"),
+        ("uniform_", "pyinit[philox]"),
+        ("zeros_", "pyinit"),
+    }
     assert {"torch", "philox"} <= set(used)

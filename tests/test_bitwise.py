@@ -299,7 +299,12 @@ def _layout_view(layout: str, shape: tuple[int, ...], dtype: torch.dtype, device
 
 
 LAYOUTS = [
-    "contiguous", "transposed", "channels_last", "padded_rows", "strided_inner", "strided_outer"
+    "contiguous",
+    "transposed",
+    "channels_last",
+    "padded_rows",
+    "strided_inner",
+    "strided_outer",
 ]
 
 

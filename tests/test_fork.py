@@ -56,13 +56,16 @@ POOL_CHILD = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-@pytest.mark.skipif(torch.get_num_threads() < 2 and (__import__("os").cpu_count() or 1) < 2,
-                    reason="needs 2 CPU threads to start a parallel region")
+@pytest.mark.skipif(
+    torch.get_num_threads() < 2 and (__import__("os").cpu_count() or 1) < 2,
+    reason="needs 2 CPU threads to start a parallel region",
+)
 @pytest.mark.parametrize("script", [FORK_CHILD, POOL_CHILD], ids=["os.fork", "fork-pool"])
 def test_forked_child_initializes(script):
     try:
-        done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", script], timeout=60, capture_output=True, text=True
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the forked child hung")
     assert done.returncode == 0, done.stderr[-2000:]

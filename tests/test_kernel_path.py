@@ -46,8 +46,15 @@ def test_kernels_run_without_torch_distributions(torch_distributions_disabled, d
 
 def test_kernel_ops_are_registered_for_cpu():
     for op in (
-        "uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_",
-        "fill_", "eye_", "dirac_", "orthogonal_finish_",
+        "uniform_",
+        "normal_",
+        "masked_uniform_",
+        "trunc_normal_",
+        "sparse_",
+        "fill_",
+        "eye_",
+        "dirac_",
+        "orthogonal_finish_",
     ):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{op}", "CPU")
 

@@ -74,7 +74,11 @@ def _cases():
                     name, device, dtype, index, id=f"{name}-{device}-{dtype_name}", marks=marks
                 )
         yield pytest.param(
-            "philox_bits_", device, torch.int32, None, id=f"philox_bits_-{device}-int32",
+            "philox_bits_",
+            device,
+            torch.int32,
+            None,
+            id=f"philox_bits_-{device}-int32",
             marks=device_marks,
         )
     # philox_sparse_ with std=None: only the zero pattern, on any dtype (CPU-only operator).

@@ -156,8 +156,8 @@ void philox_uniform_cpu(at::Tensor self, double low, double high, int64_t key, i
   philox_uniform_impl(self, low, high, false, 0.0, key, offset, global_shape, start);
 }
 
-void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double threshold, int64_t key,
-                               int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double threshold, int64_t key, int64_t offset,
+                               at::IntArrayRef global_shape, at::IntArrayRef start) {
   philox_uniform_impl(self, low, high, true, threshold, key, offset, global_shape, start);
 }
 
@@ -168,8 +168,8 @@ void philox_normal_cpu(at::Tensor self, double mean, double std, int64_t key, in
   philox_run(self, philox_normal_call(self, mean, std, key, offset), map);
 }
 
-void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b, int64_t key,
-                             int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b, int64_t key, int64_t offset,
+                             at::IntArrayRef global_shape, at::IntArrayRef start) {
   validate_philox_trunc_normal(self, std, a, b);
   const ShardMap map(self, global_shape, start);
   const PhiloxCall call = philox_trunc_normal_call(self, mean, std, a, b, key, offset);
@@ -368,9 +368,8 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
         const int64_t tiles = (g + width - 1) / kTileWords - tile0 + 1;
         tile_fn(kk, o, static_cast<uint64_t>(tile0), tiles, 1, scratch.data());
         const int64_t local = r - row0;
-        uint8_t* low_bits = local >= 0 && local < local_rows
-                                ? reinterpret_cast<uint8_t*>(bitmap.data() + local * bitmap_row)
-                                : nullptr;
+        uint8_t* low_bits =
+            local >= 0 && local < local_rows ? reinterpret_cast<uint8_t*>(bitmap.data() + local * bitmap_row) : nullptr;
         m = scan_fn(scan, scratch.data() + (g - tile0 * kTileWords), width, low_counts.data(), low_bits,
                     band_counts.data(), band_words.data(), band_cols.data(), m);
       }
@@ -415,9 +414,7 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
           for (int64_t i = 0; i < n; ++i) bitmap[mark_index(band[i]) + word] |= bit;
           continue;
         }
-        auto bucket = [&](uint64_t key_) {
-          return static_cast<int>((((key_ >> 32) - low_limit) * bucket_mul) >> 32);
-        };
+        auto bucket = [&](uint64_t key_) { return static_cast<int>((((key_ >> 32) - low_limit) * bucket_mul) >> 32); };
         int64_t histogram[kSparseBuckets] = {};
         for (int64_t i = 0; i < n; ++i) ++histogram[bucket(band[i])];
         int last = 0;

@@ -13,8 +13,7 @@ namespace pyinit::cpu {
 // word per element) of a uniform, masked uniform or normal call, at counter stream `stream`, into
 // dst[0, 32 * count). Values are float results before rounding to a reduced dtype; the mask is applied only when
 // call.mask_in_tile.
-using PhiloxFloatTileFn = void (*)(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream,
-                                   float* dst);
+using PhiloxFloatTileFn = void (*)(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst);
 
 void philox_float_tile_portable(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst);
 #if defined(__x86_64__) || defined(_M_X64)
@@ -29,8 +28,7 @@ using PhiloxBitsTileFn = void (*)(uint64_t key, uint64_t offset, uint64_t tile, 
 void philox_bits_tile_portable(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream,
                                uint32_t* dst);
 #if defined(__x86_64__) || defined(_M_X64)
-void philox_bits_tile_avx2(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream,
-                           uint32_t* dst);
+void philox_bits_tile_avx2(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream, uint32_t* dst);
 #endif
 
 // sparse_: one row of a strip of the zero-pattern scan (csrc/cpu/philox_cpu.cpp). For each j < width, the word
@@ -46,9 +44,9 @@ struct SparseScan {
   uint32_t high_max = 0;
 };
 
-using SparseScanRowFn = int64_t (*)(const SparseScan& scan, const uint32_t* words, int64_t width,
-                                    uint32_t* low_counts, uint8_t* low_bits, uint32_t* band_counts,
-                                    uint32_t* band_words, uint32_t* band_cols, int64_t m);
+using SparseScanRowFn = int64_t (*)(const SparseScan& scan, const uint32_t* words, int64_t width, uint32_t* low_counts,
+                                    uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,
+                                    int64_t m);
 // sparse_: zeroes the elements j < width of a contiguous row of `element_size`-byte elements whose bit j is set.
 using SparseZeroRowFn = void (*)(char* row, const uint8_t* bits, int64_t width, int64_t element_size);
 

@@ -70,8 +70,7 @@ inline void round8(Block8& s, __m256i m0, __m256i m1, __m256i k0, __m256i k1) {
 }
 
 // Two tiles (16 blocks) at once: two independent dependency chains keep the multipliers busy.
-inline void philox16(uint64_t offset, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a,
-                     Block8* b) {
+inline void philox16(uint64_t offset, const RoundKeys& keys, uint64_t tile, uint64_t stream, Block8* a, Block8* b) {
   *a = counters8(offset, tile, stream);
   *b = counters8(offset, tile + 1, stream);
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
@@ -110,8 +109,8 @@ inline void radius8xN(const __m256i* w, __m256* out) {
     x[i] = mul(_mm256_cvtepi32_ps(k), splat(5.9604644775390625e-08f));
     const __m256i bits = _mm256_castps_si256(x[i]);
     __m256i exponent = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
-    const __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
-                                                         _mm256_set1_epi32(0x3F000000)));
+    const __m256 m = _mm256_castsi256_ps(
+        _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)), _mm256_set1_epi32(0x3F000000)));
     const __m256 small = _mm256_cmp_ps(m, splat(0.707106781186547524f), _CMP_LT_OQ);
     exponent = _mm256_sub_epi32(exponent, _mm256_and_si256(_mm256_castps_si256(small), _mm256_set1_epi32(1)));
     t[i] = _mm256_blendv_ps(add(m, splat(-1.0f)), add(add(m, m), splat(-1.0f)), small);
@@ -119,8 +118,8 @@ inline void radius8xN(const __m256i* w, __m256* out) {
     e[i] = _mm256_cvtepi32_ps(exponent);
     y[i] = splat(7.0376836292e-2f);
   }
-  static constexpr float c[8] = {-1.1514610310e-1f, 1.1676998740e-1f,  -1.2420140846e-1f, 1.4249322787e-1f,
-                                 -1.6668057665e-1f, 2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f};
+  static constexpr float c[8] = {-1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
+                                 -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f};
   for (int step = 0; step < 8; ++step) {
     for (int i = 0; i < N; ++i) y[i] = add(mul(y[i], t[i]), splat(c[step]));
   }
@@ -300,8 +299,8 @@ void sparse_zero_row_avx2(char* row, const uint8_t* bits, int64_t width, int64_t
       _mm256_storeu_si256(p, _mm256_andnot_si256(zero, _mm256_loadu_si256(p)));
     }
   } else if (element_size == 2) {
-    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
-                                               16384, static_cast<int16_t>(-32768));
+    const __m256i lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+                                               static_cast<int16_t>(-32768));
     for (; j + 16 <= width; j += 16) {
       const int b = bits[j / 8] | bits[j / 8 + 1] << 8;
       const __m256i zero =

@@ -33,16 +33,16 @@ void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double g
 // philox stream (philox_cpu.cpp)
 void philox_uniform_cpu(at::Tensor self, double low, double high, int64_t key, int64_t offset,
                         at::IntArrayRef global_shape, at::IntArrayRef start);
-void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double threshold, int64_t key,
-                               int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start);
+void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double threshold, int64_t key, int64_t offset,
+                               at::IntArrayRef global_shape, at::IntArrayRef start);
 void philox_normal_cpu(at::Tensor self, double mean, double std, int64_t key, int64_t offset,
                        at::IntArrayRef global_shape, at::IntArrayRef start);
-void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b, int64_t key,
-                             int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start);
+void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b, int64_t key, int64_t offset,
+                             at::IntArrayRef global_shape, at::IntArrayRef start);
 void philox_bits_cpu(at::Tensor self, int64_t key, int64_t offset, int64_t stream, at::IntArrayRef global_shape,
                      at::IntArrayRef start);
-void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key,
-                       int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start);
+void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
+                       at::IntArrayRef global_shape, at::IntArrayRef start);
 
 TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("uniform_", &uniform_cpu);

@@ -138,10 +138,11 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
   }
   // Two passes: normal_ (through the operator, so every layout is handled in one place), then the zeros (each
   // element is written by one thread; columns sharing cache lines go to the same thread where possible).
-  static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
-      at::Tensor, double, double, std::optional<at::Generator>)>();
+  static auto normal_op = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("pyinit::normal_", "")
+                              .typed<void(at::Tensor, double, double, std::optional<at::Generator>)>();
   normal_op.call(self, 0.0, std, generator);  // counts the normal_ write itself
-  count_extra_writes(self, cols - 1);          // torch: one indexed write per column (empty ones too)
+  count_extra_writes(self, cols - 1);         // torch: one indexed write per column (empty ones too)
   const int64_t row_stride = self.stride(0), col_stride = self.stride(1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_sparse", [&] {
     scalar_t* base = self.data_ptr<scalar_t>();
@@ -160,9 +161,8 @@ namespace pyinit {
 at::Tensor torch_randperm_prefixes(int64_t rows, int64_t cols, int64_t zeros) {
   auto prefixes = at::empty({std::max<int64_t>(cols * zeros, 1)}, at::TensorOptions().dtype(at::kLong));
   int64_t* out = prefixes.data_ptr<int64_t>();
-  cpu::replay_permutations(rows, cols, zeros, 1, [&](int64_t row, int64_t col, int64_t k) {
-    out[col * zeros + k] = row;
-  });
+  cpu::replay_permutations(rows, cols, zeros, 1,
+                           [&](int64_t row, int64_t col, int64_t k) { out[col * zeros + k] = row; });
   return prefixes;
 }
 

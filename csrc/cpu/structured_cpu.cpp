@@ -102,9 +102,8 @@ void fill_bits(const at::Tensor& self, bits_t bits) {
     return;
   }
   if (dims == 1 && layout.strides[0] == 1) {  // contiguous, or a dense permuted view
-    at::parallel_for(0, layout.sizes[0], grain, [&](int64_t begin, int64_t end) {
-      fill_contiguous(base + begin, end - begin, bits);
-    });
+    at::parallel_for(0, layout.sizes[0], grain,
+                     [&](int64_t begin, int64_t end) { fill_contiguous(base + begin, end - begin, bits); });
     return;
   }
   // One row per outer index; the outer offset is found once per chunk and then advanced like an odometer.
@@ -136,10 +135,20 @@ void fill_bits(const at::Tensor& self, bits_t bits) {
 }
 
 // The unsigned integer type as wide as a scalar_t: the bit pattern a fill stores.
-template <size_t kBytes> struct BitsOfSize;
-template <> struct BitsOfSize<2> { using type = uint16_t; };
-template <> struct BitsOfSize<4> { using type = uint32_t; };
-template <> struct BitsOfSize<8> { using type = uint64_t; };
+template <size_t kBytes>
+struct BitsOfSize;
+template <>
+struct BitsOfSize<2> {
+  using type = uint16_t;
+};
+template <>
+struct BitsOfSize<4> {
+  using type = uint32_t;
+};
+template <>
+struct BitsOfSize<8> {
+  using type = uint64_t;
+};
 
 // Fills `self` with `value` converted as torch's fill_ converts it (Scalar::to, which raises "value cannot be
 // converted to type ... without overflow" before anything is written), bit for bit what torch stores.

@@ -85,8 +85,7 @@ namespace {
 
 // normal_ into `out` (the memory-order buffer of `self`): normal_fill for contiguous tensors of >= 16
 // elements, the serial path otherwise, exactly as torch chooses. Caller holds the generator's mutex.
-void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrderOutput& out, double mean,
-                   double std) {
+void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrderOutput& out, double mean, double std) {
   const auto& kernels = torch_stream_kernels();
   const int64_t n = out.numel();
   const auto dtype = self.scalar_type();

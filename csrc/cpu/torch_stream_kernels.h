@@ -1,5 +1,6 @@
 #pragma once
-// The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in torch_stream_kernels_per_isa.h.
+// The table of one CPU capability's torch-stream kernels. See Note [The torch stream on CPU] in
+// torch_stream_kernels_per_isa.h.
 
 #include <ATen/core/MT19937RNGEngine.h>
 #include <c10/core/ScalarType.h>
@@ -29,13 +30,13 @@ struct TorchStreamKernels {
   void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t begin, int64_t end,
                              double from, double to, bool mask, double threshold);
   // normal_ on >= 16 contiguous elements, blocks [first_block, last_block) of 16 elements: `words` as laid out by
-  // normal_fill_main_words() (torch_stream_pipeline.h); may alias out for float/double. When `zero_mask` is not null, the
-  // elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
+  // normal_fill_main_words() (torch_stream_pipeline.h); may alias out for float/double. When `zero_mask` is not null,
+  // the elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).
   void (*normal_blocks)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
                         int64_t last_block, double mean, double std, const ZeroMask* zero_mask);
   // When n % 16 != 0, after all main blocks: outputs [n - 16, n) from the 16 (32 for double) `tail_words`.
-  void (*normal_tail)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* tail_words, double mean,
-                      double std, const ZeroMask* zero_mask);
+  void (*normal_tail)(c10::ScalarType dtype, void* out, int64_t n, const uint32_t* tail_words, double mean, double std,
+                      const ZeroMask* zero_mask);
   // One resampling round of trunc_normal_ (normal proposal) for the sorted indices pending[0, count): each gets
   // the value normal_fill would give it from `words` (the words of the elements from `first` on, `first` a
   // Box-Muller block start); values inside [lo, hi] are written and their entries set to -1.

@@ -64,8 +64,8 @@ inline opmath_type<scalar_t> unit_from_words(const uint32_t* words, int64_t i) {
 // mispredicts on about half of the elements (docs/decisions.md, "masked_uniform_").
 // `words` may alias `out` (element i's word is words[i]): each vector is loaded before it is overwritten.
 template <bool kMask>
-inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from,
-                               float to, float range, float threshold) {
+inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from, float to,
+                               float range, float threshold) {
   const __m256i low24 = _mm256_set1_epi32(0xFFFFFF);
   const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
   const __m256 vfrom = _mm256_set1_ps(from), vto = _mm256_set1_ps(to), vrange = _mm256_set1_ps(range);
@@ -156,8 +156,8 @@ inline void uniform_narrow_avx2(scalar_t* out, const uint32_t* words, int64_t be
 
 // uniform_ / masked_uniform_ over elements [begin, end), on the calling thread (the caller parallelizes).
 template <typename scalar_t, bool kFma, bool kMask>
-void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin, int64_t end, double from_,
-                             double to_, double threshold_) {
+void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin, int64_t end, double from_, double to_,
+                             double threshold_) {
   using opmath_t = opmath_type<scalar_t>;
   const opmath_t from = static_cast<opmath_t>(from_);
   const opmath_t to = static_cast<opmath_t>(to_);
@@ -176,9 +176,8 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin
   if constexpr (kFma && (std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>)) {
     if (Narrow8<scalar_t>::supported()) {
       const int64_t vector_end = begin + (end - begin) / 8 * 8;
-      uniform_narrow_avx2<scalar_t, kMask>(out, words, begin, vector_end, from, range,
-                                           static_cast<float>(to_scalar), static_cast<float>(from_scalar),
-                                           threshold);
+      uniform_narrow_avx2<scalar_t, kMask>(out, words, begin, vector_end, from, range, static_cast<float>(to_scalar),
+                                           static_cast<float>(from_scalar), threshold);
       begin = vector_end;  // the scalar loop below finishes the last < 8 elements
     }
   }
@@ -239,7 +238,6 @@ struct BoxMuller16<float> {
 };
 #endif
 
-
 // Sets block[j] to +0 for every bit j of `bits` (sparse_'s zero pattern, applied while the block is in
 // registers; about 1 in 10 elements is marked, at random).
 template <typename opmath_t>
@@ -258,18 +256,17 @@ inline void zero_marked<float>(float* block, uint32_t bits) {
   const __m256i low = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xFFu)), lane_bit);
   const __m256i high = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>((bits >> 8) & 0xFFu)), lane_bit);
   // andnot(marked lanes, value): all-ones where the lane's bit is set clears the value to +0.
-  _mm256_storeu_ps(block, _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(low, lane_bit)),
-                                           _mm256_loadu_ps(block)));
-  _mm256_storeu_ps(block + 8, _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(high, lane_bit)),
-                                               _mm256_loadu_ps(block + 8)));
+  _mm256_storeu_ps(block,
+                   _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(low, lane_bit)), _mm256_loadu_ps(block)));
+  _mm256_storeu_ps(
+      block + 8, _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(high, lane_bit)), _mm256_loadu_ps(block + 8)));
 }
 #endif
 
 // Walks a ZeroMask 16 elements at a time from flat index `first`, without a division per block.
 class ZeroMaskCursor {
  public:
-  ZeroMaskCursor(const ZeroMask& mask, int64_t first)
-      : mask_(mask), row_(first / mask.cols), col_(first % mask.cols) {}
+  ZeroMaskCursor(const ZeroMask& mask, int64_t first) : mask_(mask), row_(first / mask.cols), col_(first % mask.cols) {}
   // The marks of the next 16 elements (bit j: element first + j), then advances by 16.
   uint32_t next16() {
     uint32_t bits = 0;
@@ -315,8 +312,8 @@ inline void store_block16(scalar_t* out, const opmath_t* block) {
 
 // normal_fill's main blocks [first_block, last_block), on the calling thread (the caller parallelizes).
 template <typename scalar_t>
-void normal_blocks_impl(scalar_t* out, const uint32_t* words, int64_t first_block, int64_t last_block,
-                        double mean, double std, const ZeroMask* zero_mask) {
+void normal_blocks_impl(scalar_t* out, const uint32_t* words, int64_t first_block, int64_t last_block, double mean,
+                        double std, const ZeroMask* zero_mask) {
   using opmath_t = opmath_type<scalar_t>;
   const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
   constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
@@ -415,8 +412,8 @@ inline void normal_tail(c10::ScalarType dtype, void* out, int64_t n, const uint3
   dispatch_out(dtype, out, [&](auto* typed_out) { normal_tail_impl(typed_out, n, tail_words, mean, std, zero_mask); });
 }
 
-inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first,
-                            int64_t* pending, int64_t count, double mean, double std, double lo, double hi) {
+inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first, int64_t* pending,
+                            int64_t count, double mean, double std, double lo, double hi) {
   dispatch_out(dtype, out, [&](auto* typed_out) {
     normal_resample_impl(typed_out, words, first, pending, count, mean, std, lo, hi);
   });
@@ -432,7 +429,7 @@ constexpr bool kCapabilityFma = false;
 
 inline const TorchStreamKernels& capability_kernels() {
   static const TorchStreamKernels kernels{
-      &mt19937_draw, &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
+      &mt19937_draw,          &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
       /*fma=*/kCapabilityFma,
   };
   return kernels;

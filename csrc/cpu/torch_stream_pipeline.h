@@ -55,7 +55,9 @@ inline void draw_words(at::CPUGeneratorImpl* generator, uint32_t* out, int64_t c
 class SlotWords {
  public:
   SlotWords(int64_t ring, int64_t blocks, int64_t words_per_slot)
-      : ring_(ring), words_per_slot_(words_per_slot), fixed_(static_cast<size_t>(ring * words_per_slot)),
+      : ring_(ring),
+        words_per_slot_(words_per_slot),
+        fixed_(static_cast<size_t>(ring * words_per_slot)),
         overflow_(static_cast<size_t>(blocks)) {}
   uint32_t* produce_slot(int64_t slot) {
     if (slot < ring_) return fixed_.data() + slot * words_per_slot_;
@@ -98,8 +100,8 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   };
-  std::atomic<int64_t> produced{0};     // blocks [0, produced) are ready
-  std::atomic<int64_t> next_claim{0};   // the next block a consumer takes
+  std::atomic<int64_t> produced{0};                                // blocks [0, produced) are ready
+  std::atomic<int64_t> next_claim{0};                              // the next block a consumer takes
   std::vector<std::atomic<bool>> busy(static_cast<size_t>(ring));  // a produced block not yet consumed holds it
   for (int64_t s = 0; s < ring; ++s) busy[s].store(false, std::memory_order_relaxed);
   std::vector<int64_t> slot_of(static_cast<size_t>(blocks));  // the slot each block went through

@@ -46,8 +46,7 @@ inline PhiloxArgs philox_args(const at::PhiloxCudaState& state) {
 
 inline DeviceLimits checked_device_limits(const at::Tensor& self) {
   const DeviceLimits limits = device_limits(self.device().index());
-  TORCH_CHECK(limits.sm_count > 0 && limits.max_threads_per_sm >= 256, "pyinit: cannot query device ",
-              self.device());
+  TORCH_CHECK(limits.sm_count > 0 && limits.max_threads_per_sm >= 256, "pyinit: cannot query device ", self.device());
   return limits;
 }
 
@@ -88,8 +87,8 @@ inline std::vector<RandomLaunch> reserve_launches(at::CUDAGeneratorImpl* generat
       const auto plan = torch_cuda_launch(piece.numel, limits.sm_count, limits.max_threads_per_sm, unroll);
       const at::PhiloxCudaState state = generator->philox_cuda_state(plan.increment);
       total += plan.increment;
-      launches.push_back(RandomLaunch{data + piece.start * element, piece.numel, plan.threads,
-                                      philox_args(state), limits});
+      launches.push_back(
+          RandomLaunch{data + piece.start * element, piece.numel, plan.threads, philox_args(state), limits});
     }
   }
   if (increment_total != nullptr) *increment_total = total;

@@ -81,8 +81,7 @@ struct TruncNormalParams {
   int32_t max_rounds;
   int32_t* max_round;
 };
-void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params,
-                         cudaStream_t stream);
+void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params, cudaStream_t stream);
 
 // Row-major layout of a tensor (element strides). Deterministic kernels address elements through it.
 constexpr int kMaxDims = 8;
@@ -96,7 +95,7 @@ struct Layout {
 };
 
 void launch_fill(DType dtype, const Layout& out, double value, cudaStream_t stream);
-void launch_eye(DType dtype, const Layout& out, cudaStream_t stream);  // out: 2-d
+void launch_eye(DType dtype, const Layout& out, cudaStream_t stream);                    // out: 2-d
 void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t stream);  // out: 3- to 5-d
 
 // self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros.

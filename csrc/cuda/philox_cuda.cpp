@@ -35,8 +35,8 @@ void philox_uniform_cuda(at::Tensor self, double low, double high, int64_t key, 
   run(self, philox_uniform_call(self, low, high, /*mask=*/false, 0.0, key, offset), global_shape, start);
 }
 
-void philox_masked_uniform_cuda(at::Tensor self, double low, double high, double threshold, int64_t key,
-                                int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+void philox_masked_uniform_cuda(at::Tensor self, double low, double high, double threshold, int64_t key, int64_t offset,
+                                at::IntArrayRef global_shape, at::IntArrayRef start) {
   check_uniform_bounds(self, low, high);
   run(self, philox_uniform_call(self, low, high, /*mask=*/true, threshold, key, offset), global_shape, start);
 }
@@ -47,8 +47,8 @@ void philox_normal_cuda(at::Tensor self, double mean, double std, int64_t key, i
   run(self, philox_normal_call(self, mean, std, key, offset), global_shape, start);
 }
 
-void philox_trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b, int64_t key,
-                              int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start) {
+void philox_trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b, int64_t key, int64_t offset,
+                              at::IntArrayRef global_shape, at::IntArrayRef start) {
   validate_philox_trunc_normal(self, std, a, b);
   run(self, philox_trunc_normal_call(self, mean, std, a, b, key, offset), global_shape, start);
 }

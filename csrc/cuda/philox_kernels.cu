@@ -24,11 +24,10 @@ __device__ __forceinline__ uint64_t global_index(int64_t l, const PhiloxShard& s
   return g;
 }
 
-__device__ __forceinline__ float float_value(PhiloxKind kind, const Philox4x32Counter& w, int slot,
-                                             const PhiloxCall& p,
+__device__ __forceinline__ float float_value(PhiloxKind kind, const Philox4x32Counter& w, int slot, const PhiloxCall& p,
                                              DType dtype) {
   float v = kind == PhiloxKind::kNormal ? philox_normal_float(w, slot, p.mean_f, p.std_f)
-                                  : philox_uniform_float(philox_lane(w, slot), p.low_f, p.span_f);
+                                        : philox_uniform_float(philox_lane(w, slot), p.low_f, p.span_f);
   v = round_to_dtype(v, dtype);
   return kind == PhiloxKind::kMaskedUniform ? philox_mask_float(v, p.threshold_f) : v;
 }
@@ -104,8 +103,7 @@ int grid_for(int64_t work) {
 
 }  // namespace
 
-cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard,
-                          cudaStream_t stream) {
+cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   const PhiloxKind kind = call.kind;
   const DType dtype = call.dtype;

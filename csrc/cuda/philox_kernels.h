@@ -14,7 +14,6 @@ namespace pyinit::cuda {
 
 // Writes the n local elements of a contiguous output (int32 words for PhiloxKind::kBits). Returns the launch
 // error.
-cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard,
-                          cudaStream_t stream);
+cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard, cudaStream_t stream);
 
 }  // namespace pyinit::cuda

@@ -24,12 +24,12 @@ void orthogonal_finish_cuda(at::Tensor self, at::Tensor q, at::Tensor r, double 
 // philox stream (philox_cuda.cpp)
 void philox_uniform_cuda(at::Tensor self, double low, double high, int64_t key, int64_t offset,
                          at::IntArrayRef global_shape, at::IntArrayRef start);
-void philox_masked_uniform_cuda(at::Tensor self, double low, double high, double threshold, int64_t key,
-                                int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start);
+void philox_masked_uniform_cuda(at::Tensor self, double low, double high, double threshold, int64_t key, int64_t offset,
+                                at::IntArrayRef global_shape, at::IntArrayRef start);
 void philox_normal_cuda(at::Tensor self, double mean, double std, int64_t key, int64_t offset,
                         at::IntArrayRef global_shape, at::IntArrayRef start);
-void philox_trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b, int64_t key,
-                              int64_t offset, at::IntArrayRef global_shape, at::IntArrayRef start);
+void philox_trunc_normal_cuda(at::Tensor self, double mean, double std, double a, double b, int64_t key, int64_t offset,
+                              at::IntArrayRef global_shape, at::IntArrayRef start);
 void philox_bits_cuda(at::Tensor self, int64_t key, int64_t offset, int64_t stream, at::IntArrayRef global_shape,
                       at::IntArrayRef start);
 

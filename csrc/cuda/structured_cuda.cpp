@@ -52,10 +52,9 @@ void orthogonal_finish_cuda(at::Tensor self, at::Tensor q, at::Tensor r, double 
   c10::cuda::CUDAGuard device_guard(self.device());
   const at::Tensor q_c = q.contiguous();
   const at::Tensor diag = r.diagonal().contiguous();
-  const OrthogonalParams params{q_c.data_ptr(), diag.data_ptr(), to_dtype(q_c.scalar_type()), q_c.size(1),
-                                transposed, gain};
-  launch_orthogonal_finish(to_dtype(self.scalar_type()), make_layout(self), params,
-                           c10::cuda::getCurrentCUDAStream());
+  const OrthogonalParams params{q_c.data_ptr(), diag.data_ptr(), to_dtype(q_c.scalar_type()),
+                                q_c.size(1),    transposed,      gain};
+  launch_orthogonal_finish(to_dtype(self.scalar_type()), make_layout(self), params, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -128,9 +128,8 @@ struct ZeroBits<8> {
 };
 
 template <typename word_t>
-__global__ void __launch_bounds__(kBlockSize)
-    sparse_zero_kernel(word_t* data, int64_t row_stride, int64_t col_stride, const int64_t* rows, int64_t cols,
-                       int64_t zeros) {
+__global__ void __launch_bounds__(kBlockSize) sparse_zero_kernel(word_t* data, int64_t row_stride, int64_t col_stride,
+                                                                 const int64_t* rows, int64_t cols, int64_t zeros) {
   const int64_t total = cols * zeros;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
@@ -166,8 +165,8 @@ void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t s
   const int64_t min_dim = out_per_group < out.sizes[1] ? out_per_group : out.sizes[1];
   dispatch_dtype(dtype, [&](auto ops) {
     using Ops = decltype(ops);
-    const DiracValue<typename Ops::storage_t> value{
-        Ops::from_double(1.0), Ops::from_double(0.0), slice, centre, out.sizes[1], out_per_group, min_dim};
+    const DiracValue<typename Ops::storage_t> value{Ops::from_double(1.0), Ops::from_double(0.0), slice,  centre,
+                                                    out.sizes[1],          out_per_group,         min_dim};
     launch_by_index<Ops>(out, value, stream);
   });
 }

@@ -106,10 +106,11 @@ void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<a
   c10::cuda::CUDAGuard device_guard(self.device());
   const int64_t rows = self.size(0), cols = self.size(1);
   const int64_t zeros = sparse_zero_count(num_zeros, rows);
-  static auto normal_op = c10::Dispatcher::singleton().findSchemaOrThrow("pyinit::normal_", "").typed<void(
-      at::Tensor, double, double, std::optional<at::Generator>)>();
+  static auto normal_op = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("pyinit::normal_", "")
+                              .typed<void(at::Tensor, double, double, std::optional<at::Generator>)>();
   normal_op.call(self, 0.0, std, generator);  // counts the normal_ write itself
-  count_extra_writes(self, cols - 1);  // torch: one indexed write per column (empty ones too)
+  count_extra_writes(self, cols - 1);         // torch: one indexed write per column (empty ones too)
   // torch calls randperm(rows) for every column even when no row is zeroed: draw the words regardless.
   const at::Tensor rows_cpu = torch_randperm_prefixes(rows, cols, zeros);
   if (zeros == 0) return;

@@ -70,8 +70,7 @@ struct NormalTransform {
   using opmath_t = typename Ops::opmath_t;
   opmath_t mean, std;
 
-  __device__ __forceinline__ void pair(const Philox4x32Counter& b, int p, storage_t* first,
-                                       storage_t* second) const {
+  __device__ __forceinline__ void pair(const Philox4x32Counter& b, int p, storage_t* first, storage_t* second) const {
     opmath_t z0, z1;
     if constexpr (Ops::kUnroll == 4) {
       if (p == 0) {
@@ -231,8 +230,8 @@ void launch_distribution_as(const RandomLaunch& launch, const Transform& transfo
   constexpr int V = 16 / sizeof(storage_t);
   auto* kernel = &distribution_kernel<Ops, Transform, kAligned>;
   const int64_t blocks = grid_for(launch, Ops::kUnroll, V, kernel);
-  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.numel,
-                                            launch.torch_threads, launch.philox, transform);
+  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.numel, launch.torch_threads,
+                                            launch.philox, transform);
 }
 
 template <typename Ops, typename Transform>
@@ -254,9 +253,9 @@ void launch_trunc_normal_as(const RandomLaunch& launch, const NormalTransform<Op
   const opmath_t hi = Ops::widen(Ops::from_double(params.b));
   auto* kernel = &trunc_normal_kernel<Ops, kAligned>;
   const int64_t blocks = grid_for(launch, Ops::kUnroll, V, kernel);
-  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.numel,
-                                            launch.torch_threads, launch.philox, transform, lo, hi,
-                                            params.round_stride, params.max_rounds, params.max_round);
+  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.numel, launch.torch_threads,
+                                            launch.philox, transform, lo, hi, params.round_stride, params.max_rounds,
+                                            params.max_round);
 }
 
 }  // namespace

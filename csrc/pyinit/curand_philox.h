@@ -45,7 +45,7 @@ PYINIT_INLINE TorchCudaLaunch torch_cuda_launch(int64_t n, int sm_count, int max
 // (seed, offset): counter (offset / 4 + call) in the low 64 bits, `thread` in the high 64 bits (with
 // curand's carry from the low half into the high half).
 PYINIT_INLINE Philox4x32Counter torch_cuda_philox_block(uint64_t seed, uint64_t offset, uint64_t thread,
-                                                         uint64_t call) {
+                                                        uint64_t call) {
   const uint64_t base = offset / 4;
   const uint64_t low = base + call;
   const uint64_t high = thread + (low < base ? 1u : 0u);

@@ -21,7 +21,7 @@ namespace pyinit {
 
 constexpr float kCurandTwoPow32Inv = 2.3283064e-10f;                  // 2^-32 exactly
 constexpr float kCurandTwoPow32Inv2Pi = 2.3283064e-10f * 6.2831855f;  // rounded to float, as curand's macro
-constexpr double kCurandTwoPow53InvDouble = 1.1102230246251565e-16;    // 2^-53 exactly
+constexpr double kCurandTwoPow53InvDouble = 1.1102230246251565e-16;   // 2^-53 exactly
 
 // curand_uniform4 lane: x * 2^-32 + 2^-33 in float; (0, 1]. The product is exact, so fma or not is the same.
 PYINIT_INLINE float curand_uniform_float(uint32_t x) {

@@ -33,6 +33,8 @@ namespace pyinit {
 
 // ---- coefficients (python3 tools/philox_math_coeffs.py --cpp) ------------------------------------------------
 
+// Generated tables (checked by tools/philox_math_coeffs.py): not reformatted.
+// clang-format off
 constexpr double kPhiloxLn2Hi = 0.6931471805598903;
 constexpr double kPhiloxLn2Lo = 5.497923018708371e-14;
 constexpr double kPhiloxInvLn2 = 1.4426950408889634;
@@ -154,6 +156,7 @@ constexpr int kPhiloxErfcxTerms = 18;
      -1.6248985719904062e-12, 5.847726448155286e-14, -2.1031423750018464e-15, 7.55912744253702e-17, \
      -2.715167091089951e-18, 9.746392233505208e-20, -3.4963440898672594e-21, 1.2534526463843209e-22, \
      -4.4908205640764246e-24, 1.607933194776085e-25, -5.753542765586958e-27}
+// clang-format on
 
 constexpr double kPhiloxRoundMagic = 6755399441055744.0;  // 1.5 * 2^52: (t + M) - M rounds t to an integer
 constexpr double kPhiloxInf = __builtin_huge_val();

@@ -174,10 +174,12 @@ PYINIT_INLINE float philox_log_float(float x) {
 
 // Taylor coefficients of sin(pi/2 g) / g and cos(pi/2 g) in g^2 (g in [0, 1/2]), rounded to float.
 // The first omitted terms are below 2e-9 on [0, 1/2].
-#define PYINIT_PHILOX_SIN_COEFFS 1.57079632679489662f, -0.645964097506246254f, 7.96926262461670451e-2f, \
-    -4.68175413531868811e-3f, 1.60441184787359821e-4f
-#define PYINIT_PHILOX_COS_COEFFS 1.0f, -1.23370055013616983f, 0.253669507901048014f, \
-    -2.08634807633529609e-2f, 9.19260274839426442e-4f, -2.52020423730606054e-5f
+#define PYINIT_PHILOX_SIN_COEFFS                                                                   \
+  1.57079632679489662f, -0.645964097506246254f, 7.96926262461670451e-2f, -4.68175413531868811e-3f, \
+      1.60441184787359821e-4f
+#define PYINIT_PHILOX_COS_COEFFS                                                                         \
+  1.0f, -1.23370055013616983f, 0.253669507901048014f, -2.08634807633529609e-2f, 9.19260274839426442e-4f, \
+      -2.52020423730606054e-5f
 
 // sin and cos of pi/2 * g for g in [0, 1/2] (g exact).
 PYINIT_INLINE void philox_sincos_quarter(float g, float* s, float* c) {
@@ -209,10 +211,22 @@ PYINIT_INLINE void philox_cossin_turn(uint32_t w, float* cos_out, float* sin_out
   }
   // (cos, sin) of pi/2 (quadrant + f)
   switch (quadrant) {
-    case 0: *cos_out = c; *sin_out = s; break;
-    case 1: *cos_out = -s; *sin_out = c; break;
-    case 2: *cos_out = -c; *sin_out = -s; break;
-    default: *cos_out = s; *sin_out = -c; break;
+    case 0:
+      *cos_out = c;
+      *sin_out = s;
+      break;
+    case 1:
+      *cos_out = -s;
+      *sin_out = c;
+      break;
+    case 2:
+      *cos_out = -c;
+      *sin_out = -s;
+      break;
+    default:
+      *cos_out = s;
+      *sin_out = -c;
+      break;
   }
 }
 
@@ -239,8 +253,7 @@ PYINIT_INLINE float philox_normal_float(const Philox4x32Counter& words, int slot
 // ---- normal (double) -----------------------------------------------------------------------------------------
 
 // Double: one pair per block, u1 from (x, y), u2 from (z, w) (53 bits each); slot 0 = cos, slot 1 = sin.
-PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& words, double* z_cos,
-                                                      double* z_sin) {
+PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& words, double* z_cos, double* z_sin) {
   const uint64_t k1 = ((static_cast<uint64_t>(words.x) << 32) | words.y) >> 11;
   const double u1 = dmul_rn(static_cast<double>(k1 + 1), 1.1102230246251565e-16);  // (0, 1]
   const double radius = dsqrt_rn(dmul_rn(-2.0, philox_log(u1)));
@@ -259,10 +272,22 @@ PYINIT_INLINE void philox_standard_normal_double_pair(const Philox4x32Counter& w
   }
   double cos_t, sin_t;
   switch (quadrant) {
-    case 0: cos_t = c; sin_t = s; break;
-    case 1: cos_t = -s; sin_t = c; break;
-    case 2: cos_t = -c; sin_t = -s; break;
-    default: cos_t = s; sin_t = -c; break;
+    case 0:
+      cos_t = c;
+      sin_t = s;
+      break;
+    case 1:
+      cos_t = -s;
+      sin_t = c;
+      break;
+    case 2:
+      cos_t = -c;
+      sin_t = -s;
+      break;
+    default:
+      cos_t = s;
+      sin_t = -c;
+      break;
   }
   *z_cos = dmul_rn(radius, cos_t);
   *z_sin = dmul_rn(radius, sin_t);
@@ -324,8 +349,8 @@ PYINIT_INLINE double philox_ndtri(double p) {
   if (p < plow || p > phigh) {
     const double tn[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
                          -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
-    const double td[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-                         3.754408661907416e+00, 1.0};
+    const double td[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00,
+                         1.0};
     const double q = dsqrt_rn(dmul_rn(-2.0, philox_log(p < plow ? p : dadd_rn(1.0, -p))));
     double num = tn[0], den = td[0];
     for (int i = 1; i < 6; ++i) num = dadd_rn(dmul_rn(num, q), tn[i]);
@@ -333,9 +358,9 @@ PYINIT_INLINE double philox_ndtri(double p) {
     x = ddiv_rn(num, den);
     if (p > phigh) x = -x;
   } else {
-    const double cn[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+    const double cn[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
                          1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
-    const double cd[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+    const double cd[] = {-5.447609879822406e+01, 1.615858368580409e+02,  -1.556989798598866e+02,
                          6.680131188771972e+01,  -1.328068155288572e+01, 1.0};
     const double q = dadd_rn(p, -0.5);
     const double r = dmul_rn(q, q);
@@ -382,8 +407,8 @@ inline PhiloxTruncParams philox_trunc_params(double mean, double std, double a, 
 }
 
 // trunc_normal_ value of global element i, as a double (the float value for reduced dtypes, already rounded).
-PYINIT_INLINE double philox_trunc_normal_value(uint64_t key, uint64_t offset, uint64_t i,
-                                               const PhiloxTruncParams& t, PhiloxDtype dtype) {
+PYINIT_INLINE double philox_trunc_normal_value(uint64_t key, uint64_t offset, uint64_t i, const PhiloxTruncParams& t,
+                                               PhiloxDtype dtype) {
   const bool is_double = dtype == PhiloxDtype::kDouble;
   if (!t.rejection) {
     const PhiloxTile tile = philox_tile(i, 2);

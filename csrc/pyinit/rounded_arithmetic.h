@@ -26,9 +26,7 @@ PYINIT_INLINE double dmul_rn(double a, double b) { return PYINIT_RN(__dmul_rn(a,
 PYINIT_INLINE double dadd_rn(double a, double b) { return PYINIT_RN(__dadd_rn(a, b), a + b); }
 PYINIT_INLINE double ddiv_rn(double a, double b) { return PYINIT_RN(__ddiv_rn(a, b), a / b); }
 PYINIT_INLINE double dsqrt_rn(double a) { return PYINIT_RN(__dsqrt_rn(a), std::sqrt(a)); }  // IEEE sqrt: exact
-PYINIT_INLINE float fma_rn(float a, float b, float c) {
-  return PYINIT_RN(__fmaf_rn(a, b, c), __builtin_fmaf(a, b, c));
-}
+PYINIT_INLINE float fma_rn(float a, float b, float c) { return PYINIT_RN(__fmaf_rn(a, b, c), __builtin_fmaf(a, b, c)); }
 PYINIT_INLINE double fma_rn(double a, double b, double c) {
   return PYINIT_RN(__fma_rn(a, b, c), __builtin_fma(a, b, c));
 }

@@ -13,14 +13,14 @@
 
 static int failures = 0;
 
-#define EXPECT(cond, what)                         \
-  do {                                             \
-    if (!(cond)) {                                 \
-      std::printf("FAIL: %s\n", what);             \
-      ++failures;                                  \
-    } else {                                       \
-      std::printf("ok:   %s\n", what);             \
-    }                                              \
+#define EXPECT(cond, what)             \
+  do {                                 \
+    if (!(cond)) {                     \
+      std::printf("FAIL: %s\n", what); \
+      ++failures;                      \
+    } else {                           \
+      std::printf("ok:   %s\n", what); \
+    }                                  \
   } while (0)
 
 static void test_philox_kat() {

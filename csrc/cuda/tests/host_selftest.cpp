@@ -29,8 +29,7 @@ bool same(const pyinit::Philox4x32Counter& a, const pyinit::Philox4x32Counter& b
 int main() {
   using pyinit::Philox4x32Counter;
   // Random123 kat_vectors, "philox4x32 10".
-  expect(same(pyinit::philox4x32_10({0, 0, 0, 0}, 0, 0), {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}),
-         "KAT zero");
+  expect(same(pyinit::philox4x32_10({0, 0, 0, 0}, 0, 0), {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}), "KAT zero");
   expect(same(pyinit::philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, 0xffffffff, 0xffffffff),
               {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}),
          "KAT ones");
