@@ -17,6 +17,7 @@
 
 #include "cpu/cpu_isa.h"
 #include "memory_order.h"
+#include "pyinit/rounded_arithmetic.h"
 #include "validate.h"
 
 namespace pyinit::cpu {
@@ -134,27 +135,11 @@ void fill_bits(const at::Tensor& self, bits_t bits) {
   });
 }
 
-// The unsigned integer type as wide as a scalar_t: the bit pattern a fill stores.
-template <size_t kBytes>
-struct BitsOfSize;
-template <>
-struct BitsOfSize<2> {
-  using type = uint16_t;
-};
-template <>
-struct BitsOfSize<4> {
-  using type = uint32_t;
-};
-template <>
-struct BitsOfSize<8> {
-  using type = uint64_t;
-};
-
 // Fills `self` with `value` converted as torch's fill_ converts it (Scalar::to, which raises "value cannot be
 // converted to type ... without overflow" before anything is written), bit for bit what torch stores.
 void fill_value(const at::Tensor& self, double value) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "pyinit_fill", [&] {
-    using bits_t = typename BitsOfSize<sizeof(scalar_t)>::type;
+    using bits_t = unsigned_of_size_t<sizeof(scalar_t)>;
     const scalar_t v = c10::Scalar(value).to<scalar_t>();
     bits_t bits;
     std::memcpy(&bits, &v, sizeof(bits));

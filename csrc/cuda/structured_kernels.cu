@@ -4,6 +4,7 @@
 
 #include "cuda/kernels.h"
 #include "cuda/scalar_ops.cuh"
+#include "pyinit/rounded_arithmetic.h"
 
 namespace pyinit::cuda {
 namespace {
@@ -112,21 +113,6 @@ struct OrthogonalValue {
   }
 };
 
-template <int kBytes>
-struct ZeroBits;
-template <>
-struct ZeroBits<2> {
-  using type = uint16_t;
-};
-template <>
-struct ZeroBits<4> {
-  using type = uint32_t;
-};
-template <>
-struct ZeroBits<8> {
-  using type = uint64_t;
-};
-
 template <typename word_t>
 __global__ void __launch_bounds__(kBlockSize) sparse_zero_kernel(word_t* data, int64_t row_stride, int64_t col_stride,
                                                                  const int64_t* rows, int64_t cols, int64_t zeros) {
@@ -179,15 +165,15 @@ void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
   switch (dtype_size(dtype)) {
     case 2:
-      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<ZeroBits<2>::type*>(data), row_stride,
+      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<unsigned_of_size_t<2>*>(data), row_stride,
                                                             col_stride, rows, cols, zeros);
       break;
     case 4:
-      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<ZeroBits<4>::type*>(data), row_stride,
+      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<unsigned_of_size_t<4>*>(data), row_stride,
                                                             col_stride, rows, cols, zeros);
       break;
     default:
-      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<ZeroBits<8>::type*>(data), row_stride,
+      sparse_zero_kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<unsigned_of_size_t<8>*>(data), row_stride,
                                                             col_stride, rows, cols, zeros);
   }
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "pyinit/macros.h"
 
@@ -19,6 +20,11 @@
 #endif
 
 namespace pyinit {
+
+// The unsigned integer as wide as a 2-, 4- or 8-byte scalar: the bit pattern a fill or a zero stores.
+template <int kBytes>
+using unsigned_of_size_t =
+    std::conditional_t<kBytes == 2, uint16_t, std::conditional_t<kBytes == 4, uint32_t, uint64_t>>;
 
 PYINIT_INLINE float fmul_rn(float a, float b) { return PYINIT_RN(__fmul_rn(a, b), a * b); }
 PYINIT_INLINE float fadd_rn(float a, float b) { return PYINIT_RN(__fadd_rn(a, b), a + b); }
