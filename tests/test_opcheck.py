@@ -114,6 +114,6 @@ def test_seeded_tag():
         assert tagged == (name in SEEDED), name
 
 
-@pytest.mark.parametrize(("name", "device", "dtype", "index"), _cases())
+@pytest.mark.parametrize(("name", "device", "dtype", "index"), list(_cases()))
 def test_opcheck(name: str, device: str, dtype: torch.dtype, index: int | None):
     torch.library.opcheck(getattr(ops, name).default, _args(name, device, dtype, index))
