@@ -43,8 +43,9 @@ def _install() -> None:
         if module is None or module is _torch_init or not module_name.startswith("torch.nn"):
             continue
         for attr, value in list(vars(module).items()):
+            # An id in `replacement` is one of torch's functions (kept alive in _originals).
             pyinit_fn = replacement.get(id(value))
-            if pyinit_fn is not None and callable(value):
+            if pyinit_fn is not None:
                 _bound_elsewhere.setdefault((module, attr), value)
                 setattr(module, attr, pyinit_fn)
 

@@ -12,9 +12,10 @@ implementation where pyinit has no kernel for the case (visibly: PyinitFallbackW
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,8 +255,23 @@ class PhiloxStream(Stream):
     def __repr__(self) -> str:
         return f"PhiloxStream(shard={self.shard!r}, key={self.key!r})"
 
-    def _draw(self, generator: Any) -> tuple[int, int]:
-        return draw_key(generator) if self.key is None else self.key
+    @contextlib.contextmanager
+    def _call_key(
+        self, generator: Any, key: tuple[int, int] | None = None
+    ) -> Iterator[tuple[int, int]]:
+        """The (key, offset) of one call: `key`, else the stream's own, else drawn from the
+        generator. When the call raises (its operator validates before writing), a drawn key is
+        given back: the generator is left where it was, as torch's initializers leave it."""
+        if key is not None or self.key is not None:
+            yield key if key is not None else self.key
+            return
+        restore = _generator_restorer(generator)
+        drawn = draw_key(generator)
+        try:
+            yield drawn
+        except BaseException:
+            restore()
+            raise
 
     def _target(self, tensor: Tensor) -> tuple[Tensor, list[int], list[int]]:
         """The tensor to write and its (global_shape, start): the shard's block when sharded."""
@@ -286,25 +302,14 @@ class PhiloxStream(Stream):
         if generator is not None and not isinstance(generator, torch.Generator):
             torch_fallback()  # torch's own TypeError, before anything is drawn or written
             return tensor
-        restore = None
-        if key is None and self.key is None:
-            restore = _generator_restorer(generator)
-        key, offset = self._draw(generator) if key is None else key
         fn = getattr(ops, f"philox_{op}")
-        try:
-            with torch.no_grad():
-                if has_kernel(f"philox_{op}", target.device.type):
-                    fn(target, *params, _signed(key), _signed(offset), global_shape, start)
-                else:
-                    buffer = torch.empty(target.shape, dtype=target.dtype)
-                    fn(buffer, *params, _signed(key), _signed(offset), global_shape, start)
-                    target.copy_(buffer)
-        except Exception:
-            # The operator validates its arguments before writing; a refused call leaves the
-            # generator where it was, as torch's own initializers do.
-            if restore is not None:
-                restore()
-            raise
+        with self._call_key(generator, key) as (key, offset), torch.no_grad():
+            if has_kernel(f"philox_{op}", target.device.type):
+                fn(target, *params, _signed(key), _signed(offset), global_shape, start)
+            else:
+                buffer = torch.empty(target.shape, dtype=target.dtype)
+                fn(buffer, *params, _signed(key), _signed(offset), global_shape, start)
+                target.copy_(buffer)
         return tensor
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
@@ -359,21 +364,7 @@ class PhiloxStream(Stream):
         num_zeros = int(math.ceil(sparsity * rows))
         if generator is not None and not isinstance(generator, torch.Generator):
             return tensor.normal_(0.0, std, generator=generator)  # torch's TypeError
-        restore = _generator_restorer(generator) if self.key is None else None
-        key, offset = self._draw(generator)
-        try:
-            return self._sparse_with_key(
-                tensor, target, global_shape, start, num_zeros, std, generator, key, offset
-            )
-        except Exception:
-            if restore is not None:  # a refused call leaves the generator where it was
-                restore()
-            raise
-
-    def _sparse_with_key(
-        self, tensor, target, global_shape, start, num_zeros, std, generator, key, offset
-    ) -> Tensor:
-        with torch.no_grad():
+        with self._call_key(generator) as (key, offset), torch.no_grad():
             if _philox_fallback_reason(target) is None and has_kernel(
                 "philox_sparse_", target.device.type
             ):

@@ -95,7 +95,7 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     return None
 
 
-_warned: set[tuple[str, str]] = set()
+_warned: set[tuple[str, str, str]] = set()  # (stream, initializer, reason)
 
 
 # The public initializers (init.py registers its __all__): a fallback warning names the outermost

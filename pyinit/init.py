@@ -401,15 +401,15 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 
     # torch's own code is the right path (no warning) for a non-int `groups` (its TypeError, after
     # zeroing the tensor, as torch does), zero-element tensors (its IndexError when a kernel
-    # dimension is empty), groups <= 0 and the cases _torch_fill_is_right names.
+    # dimension is empty), groups <= 0 and the cases _torch_fill_is_right names; past those,
+    # use_kernel decides (with a warning when it says no).
     if (
         not isinstance(groups, int)
         or groups <= 0
         or tensor.numel() == 0
         or _torch_fill_is_right(tensor)
+        or not use_kernel(tensor, "dirac_")
     ):
-        return _torch_dirac_(tensor, groups)
-    if not use_kernel(tensor, "dirac_"):
         return _torch_dirac_(tensor, groups)
     with torch.no_grad():
         ops.dirac_(tensor, groups)
