@@ -111,7 +111,7 @@ def extension():
             "pyinit._C",
             sources,
             include_dirs=include_dirs,
-            extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
+            extra_compile_args={"cxx": [*CXX_FLAGS, "-DPYINIT_WITH_CUDA"], "nvcc": NVCC_FLAGS},
             extra_link_args=LINK_FLAGS,
         )
     return CppExtension(

@@ -1,12 +1,25 @@
-// Every pyinit operator schema, once. Backends implement them in csrc/cpu and csrc/cuda; the fake (meta)
-// implementations live in pyinit/_ops.py. In-place initializers mutate `Tensor(a!)` and return nothing: the
-// Python wrappers return the tensor.
+// pyinit's operator table (what native_functions.yaml is to ATen): every operator's schema, and the kernel each
+// device registers for it, in one file. Kernels are defined in their area's file (namespace pyinit::cpu or
+// pyinit::cuda, external linkage) and declared here; the fake (meta) implementations live in pyinit/_ops.py.
+// In-place initializers mutate `Tensor(a!)` and return nothing: the Python wrappers return the tensor.
+//
+// Note [One operator table]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// An operator is one m.def line plus, per device, a declaration and an m.impl line below: the only
+// TORCH_LIBRARY_IMPL(pyinit, CPU, m) and TORCH_LIBRARY_IMPL(pyinit, CUDA, m) blocks are in this file, so adding a
+// kernel operator touches this file, its kernels and their glue, not a registration file per device. A
+// declaration that does not match the definition leaves an undefined symbol: libpyinit_ops.so does not link
+// (CMake passes -Wl,--no-undefined) and pyinit._C does not import. The CUDA block is compiled only into a CUDA
+// build (setup.py defines PYINIT_WITH_CUDA); philox_sparse_ has no CUDA kernel by design (docs/decisions.md,
+// .ci/check_registration.py).
 //
 // Note [Kernels take final numbers]
 // Fans, gains and bounds are computed in Python exactly as torch.nn.init computes them; an operator receives the
 // final low/high, mean/std, bounds or threshold.
 
 #include <torch/library.h>
+
+#include <optional>
 
 #ifdef PYINIT_PYTHON_MODULE
 #include <Python.h>
@@ -73,3 +86,83 @@ TORCH_LIBRARY(pyinit, m) {
       "philox_sparse_(Tensor(a!) self, int num_zeros, float? std, int key, int offset, int[] global_shape=[], "
       "int[] start=[]) -> ()");
 }
+
+namespace pyinit {
+
+// Each kernel's C++ signature, once for both devices: PYINIT_KERNELS(op, args) declares pyinit::cpu::op_cpu and
+// pyinit::cuda::op_cuda (a declaration nothing registers, such as philox_sparse_cuda, is never referenced).
+#define PYINIT_KERNELS(op, ...)   \
+  namespace cpu {                 \
+  void op##_cpu(__VA_ARGS__);     \
+  }                               \
+  namespace cuda {                \
+  void op##_cuda(__VA_ARGS__);    \
+  }
+
+using Gen = std::optional<at::Generator>;
+using at::IntArrayRef;
+using at::Tensor;
+// The torch stream (csrc/{cpu,cuda}/torch_stream_*.cpp, csrc/cpu/sparse_cpu.cpp).
+PYINIT_KERNELS(uniform, Tensor self, double low, double high, Gen generator)
+PYINIT_KERNELS(masked_uniform, Tensor self, double low, double high, double threshold, Gen generator)
+PYINIT_KERNELS(normal, Tensor self, double mean, double std, Gen generator)
+PYINIT_KERNELS(trunc_normal, Tensor self, double mean, double std, double a, double b, Gen generator)
+PYINIT_KERNELS(sparse, Tensor self, int64_t num_zeros, double std, Gen generator)
+// Deterministic (csrc/{cpu,cuda}/structured_*.cpp).
+PYINIT_KERNELS(fill, Tensor self, double value)
+PYINIT_KERNELS(eye, Tensor self)
+PYINIT_KERNELS(dirac, Tensor self, int64_t groups)
+PYINIT_KERNELS(orthogonal_finish, Tensor self, Tensor q, Tensor r, double gain, bool transposed)
+// The philox stream (csrc/{cpu,cuda}/philox_*.cpp). `global_shape` and `start` describe the shard.
+PYINIT_KERNELS(philox_uniform, Tensor self, double low, double high, int64_t key, int64_t offset,
+               IntArrayRef global_shape, IntArrayRef start)
+PYINIT_KERNELS(philox_masked_uniform, Tensor self, double low, double high, double threshold, int64_t key,
+               int64_t offset, IntArrayRef global_shape, IntArrayRef start)
+PYINIT_KERNELS(philox_normal, Tensor self, double mean, double std, int64_t key, int64_t offset,
+               IntArrayRef global_shape, IntArrayRef start)
+PYINIT_KERNELS(philox_trunc_normal, Tensor self, double mean, double std, double a, double b, int64_t key,
+               int64_t offset, IntArrayRef global_shape, IntArrayRef start)
+PYINIT_KERNELS(philox_bits, Tensor self, int64_t key, int64_t offset, int64_t stream, IntArrayRef global_shape,
+               IntArrayRef start)
+PYINIT_KERNELS(philox_sparse, Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key,
+               int64_t offset, IntArrayRef global_shape, IntArrayRef start)
+#undef PYINIT_KERNELS
+
+TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
+  m.impl("uniform_", &cpu::uniform_cpu);
+  m.impl("masked_uniform_", &cpu::masked_uniform_cpu);
+  m.impl("normal_", &cpu::normal_cpu);
+  m.impl("trunc_normal_", &cpu::trunc_normal_cpu);
+  m.impl("sparse_", &cpu::sparse_cpu);
+  m.impl("fill_", &cpu::fill_cpu);
+  m.impl("eye_", &cpu::eye_cpu);
+  m.impl("dirac_", &cpu::dirac_cpu);
+  m.impl("orthogonal_finish_", &cpu::orthogonal_finish_cpu);
+  m.impl("philox_uniform_", &cpu::philox_uniform_cpu);
+  m.impl("philox_normal_", &cpu::philox_normal_cpu);
+  m.impl("philox_masked_uniform_", &cpu::philox_masked_uniform_cpu);
+  m.impl("philox_trunc_normal_", &cpu::philox_trunc_normal_cpu);
+  m.impl("philox_bits_", &cpu::philox_bits_cpu);
+  m.impl("philox_sparse_", &cpu::philox_sparse_cpu);
+}
+
+#ifdef PYINIT_WITH_CUDA
+TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
+  m.impl("uniform_", &cuda::uniform_cuda);
+  m.impl("masked_uniform_", &cuda::masked_uniform_cuda);
+  m.impl("normal_", &cuda::normal_cuda);
+  m.impl("trunc_normal_", &cuda::trunc_normal_cuda);
+  m.impl("sparse_", &cuda::sparse_cuda);
+  m.impl("fill_", &cuda::fill_cuda);
+  m.impl("eye_", &cuda::eye_cuda);
+  m.impl("dirac_", &cuda::dirac_cuda);
+  m.impl("orthogonal_finish_", &cuda::orthogonal_finish_cuda);
+  m.impl("philox_uniform_", &cuda::philox_uniform_cuda);
+  m.impl("philox_normal_", &cuda::philox_normal_cuda);
+  m.impl("philox_masked_uniform_", &cuda::philox_masked_uniform_cuda);
+  m.impl("philox_trunc_normal_", &cuda::philox_trunc_normal_cuda);
+  m.impl("philox_bits_", &cuda::philox_bits_cuda);
+}
+#endif  // PYINIT_WITH_CUDA
+
+}  // namespace pyinit

@@ -1,7 +1,14 @@
 #pragma once
-// The interface between pyinit's CUDA kernels (*.cu, compiled by plain nvcc: CUDA toolkit + csrc/pyinit only)
-// and the torch glue (*_cuda.cpp: tensors, generators, streams; checks in csrc/validate.h; registration in
-// register_cuda.cpp).
+// The types pyinit's CUDA kernels (*.cu, compiled by plain nvcc: CUDA toolkit + csrc/pyinit only) share with the
+// torch glue (*_cuda.cpp: tensors, generators, streams; checks in csrc/validate.h; registration in csrc/ops.cpp).
+//
+// Note [Launchers declared by their caller]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Each launch function is defined in a .cu file and declared in the one glue file that calls it, as the kernels
+// are declared beside their registration (Note [One operator table], csrc/ops.cpp): a new kernel operator whose
+// launch takes scalars adds no header. A declaration that differs from the definition is an undefined symbol and
+// pyinit._C does not import (the CUDA build leg of CI imports it). This header holds only what several files
+// share: the Philox state, launch shapes, layouts and parameter structs.
 //
 // Note [CUDA kernels without torch headers]
 // The .cu files see raw pointers, sizes, a cudaStream_t and the Philox state as plain integers, so that
@@ -60,13 +67,11 @@ struct UniformParams {
   bool mask;
   double threshold;
 };
-void launch_uniform(DType dtype, const RandomLaunch& launch, const UniformParams& params, cudaStream_t stream);
 
 struct NormalParams {
   double mean;
   double std;
 };
-void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& params, cudaStream_t stream);
 
 // Rejection sampling with normal proposals (torch >= 2.12 trunc_normal_): round r draws the normal_ that
 // torch's r-th full-tensor normal_ would draw, at offset (launch offset + r * round_stride); each element
@@ -81,7 +86,6 @@ struct TruncNormalParams {
   int32_t max_rounds;
   int32_t* max_round;
 };
-void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params, cudaStream_t stream);
 
 // Row-major layout of a tensor (element strides). Deterministic kernels address elements through it.
 constexpr int kMaxDims = 8;
@@ -94,14 +98,6 @@ struct Layout {
   int64_t strides[kMaxDims];
 };
 
-void launch_fill(DType dtype, const Layout& out, double value, cudaStream_t stream);
-void launch_eye(DType dtype, const Layout& out, cudaStream_t stream);                    // out: 2-d
-void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t stream);  // out: 3- to 5-d
-
-// self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros.
-void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col_stride, const int64_t* rows,
-                        int64_t cols, int64_t zeros, cudaStream_t stream);
-
 // out (rows x cols) = q' * sign(diag') * gain, q' = q (rows x q_cols, contiguous) or its transpose; diag has
 // one entry per column of q. q and diag are float or double (q_dtype); the product rounds to out's dtype.
 struct OrthogonalParams {
@@ -112,6 +108,5 @@ struct OrthogonalParams {
   bool transposed;
   double gain;
 };
-void launch_orthogonal_finish(DType dtype, const Layout& out, const OrthogonalParams& params, cudaStream_t stream);
 
 }  // namespace pyinit::cuda

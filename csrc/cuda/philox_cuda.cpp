@@ -6,12 +6,20 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "cuda/philox_kernels.h"
+#include <cuda_runtime_api.h>
+
+#include "pyinit/philox_call.h"
 #include "memory_order.h"
 #include "philox_host.h"
 #include "validate.h"
 
 namespace pyinit::cuda {
+
+// Defined in philox_kernels.cu (Note [Launchers declared by their caller], csrc/cuda/kernels.h). Writes the n
+// local elements of a contiguous output (int32 words for PhiloxKind::kBits); every value is a pure function of its
+// global element index (docs/philox_stream.md), so the launch shape never changes a value. Returns the launch error.
+cudaError_t launch_philox(void* out, int64_t n, const PhiloxCall& call, const PhiloxShard& shard, cudaStream_t stream);
+
 namespace {
 
 // Launches `call` over self (through a contiguous buffer when self is a non-contiguous view).

@@ -1,12 +1,15 @@
-// The philox stream's CUDA kernels. See philox_kernels.h and docs/philox_stream.md.
+// The philox stream's CUDA kernels (glue: philox_cuda.cpp). See docs/philox_stream.md.
 //   - whole tensors, one word per element or double (not trunc_normal_): one thread per Philox block, which
 //     writes its 4 (or 2) elements of the tile (8-element runs across neighbouring threads: coalesced);
 //   - shards and trunc_normal_: one thread per element (global index from the shard map, then the element's
 //     block), the same scalar transforms as the CPU.
 
-#include <algorithm>
+#include <cuda_runtime_api.h>
 
-#include "cuda/philox_kernels.h"
+#include <algorithm>
+#include <cstdint>
+
+#include "pyinit/philox_call.h"
 
 namespace pyinit::cuda {
 namespace {

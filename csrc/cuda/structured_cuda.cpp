@@ -6,6 +6,13 @@
 
 namespace pyinit::cuda {
 
+// The launchers this glue calls, defined in structured_kernels.cu (Note [Launchers declared by their caller],
+// csrc/cuda/kernels.h).
+void launch_fill(DType dtype, const Layout& out, double value, cudaStream_t stream);
+void launch_eye(DType dtype, const Layout& out, cudaStream_t stream);                    // out: 2-d
+void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t stream);  // out: 3- to 5-d
+void launch_orthogonal_finish(DType dtype, const Layout& out, const OrthogonalParams& params, cudaStream_t stream);
+
 void fill_cuda(at::Tensor self, double value) {
   if (!validate_fill(self)) return;
   c10::cuda::CUDAGuard device_guard(self.device());

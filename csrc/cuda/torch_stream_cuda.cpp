@@ -9,6 +9,16 @@
 #include "validate.h"
 
 namespace pyinit::cuda {
+
+// The launchers this glue calls, defined in torch_stream_kernels.cu (Note [Launchers declared by their caller],
+// csrc/cuda/kernels.h).
+void launch_uniform(DType dtype, const RandomLaunch& launch, const UniformParams& params, cudaStream_t stream);
+void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& params, cudaStream_t stream);
+void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params, cudaStream_t stream);
+// self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros (structured_kernels.cu).
+void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col_stride, const int64_t* rows,
+                        int64_t cols, int64_t zeros, cudaStream_t stream);
+
 namespace {
 
 // Upper bound on trunc_normal_ rounds. torch would loop forever when no value can be accepted (the Python
