@@ -91,12 +91,12 @@ namespace pyinit {
 
 // Each kernel's C++ signature, once for both devices: PYINIT_KERNELS(op, args) declares pyinit::cpu::op_cpu and
 // pyinit::cuda::op_cuda (a declaration nothing registers, such as philox_sparse_cuda, is never referenced).
-#define PYINIT_KERNELS(op, ...)   \
-  namespace cpu {                 \
-  void op##_cpu(__VA_ARGS__);     \
-  }                               \
-  namespace cuda {                \
-  void op##_cuda(__VA_ARGS__);    \
+#define PYINIT_KERNELS(op, ...) \
+  namespace cpu {               \
+  void op##_cpu(__VA_ARGS__);   \
+  }                             \
+  namespace cuda {              \
+  void op##_cuda(__VA_ARGS__);  \
   }
 
 using Gen = std::optional<at::Generator>;
@@ -124,8 +124,8 @@ PYINIT_KERNELS(philox_trunc_normal, Tensor self, double mean, double std, double
                int64_t offset, IntArrayRef global_shape, IntArrayRef start)
 PYINIT_KERNELS(philox_bits, Tensor self, int64_t key, int64_t offset, int64_t stream, IntArrayRef global_shape,
                IntArrayRef start)
-PYINIT_KERNELS(philox_sparse, Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key,
-               int64_t offset, IntArrayRef global_shape, IntArrayRef start)
+PYINIT_KERNELS(philox_sparse, Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
+               IntArrayRef global_shape, IntArrayRef start)
 #undef PYINIT_KERNELS
 
 TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
