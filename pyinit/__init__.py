@@ -9,6 +9,8 @@ custom initializer) and `patch_torch_init()` (make torch.nn modules construct th
 """
 
 from . import init, philox
+from ._deferred import deferred, materialize_
+from .model import InitReport, ParamInit, init_module_
 from ._patch import patch_torch_init, restore_torch_init
 from ._selection import get_stream, set_stream, stream
 from ._support import PyinitFallbackWarning, fallback_reason
@@ -34,5 +36,11 @@ __all__ = [
     "set_stream",
     "get_stream",
     "stream",
+    # whole models (docs/model_init.md)
+    "init_module_",
+    "deferred",
+    "materialize_",
+    "InitReport",
+    "ParamInit",
 ]
 __all__ += init.__all__

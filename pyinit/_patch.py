@@ -34,15 +34,23 @@ _originals: dict[str, object] = {}
 _bound_elsewhere: dict[tuple[object, str], object] = {}
 
 
-def _install() -> None:
+def _install(everywhere: bool = False) -> None:
+    """Patch torch.nn.init and the bindings of its functions in the loaded torch.nn modules (with
+    `everywhere`, in every loaded module: pyinit.deferred() needs third-party bindings too)."""
     for name in _PATCHED_NAMES:
         _originals.setdefault(name, getattr(_torch_init, name))
         setattr(_torch_init, name, getattr(_pyinit, name))
     replacement = {id(fn): getattr(_pyinit, name) for name, fn in _originals.items()}
     for module_name, module in list(sys.modules.items()):
-        if module is None or module is _torch_init or not module_name.startswith("torch.nn"):
+        if module is None or module is _torch_init:
             continue
-        for attr, value in list(vars(module).items()):
+        if not everywhere and not module_name.startswith("torch.nn"):
+            continue
+        try:
+            bindings = list(vars(module).items())
+        except TypeError:  # an object in sys.modules without a __dict__
+            continue
+        for attr, value in bindings:
             # An id in `replacement` is one of torch's functions (kept alive in _originals).
             pyinit_fn = replacement.get(id(value))
             if pyinit_fn is not None:
@@ -61,9 +69,9 @@ def restore_torch_init() -> None:
 
 
 class _Patch(contextlib.AbstractContextManager):
-    def __init__(self) -> None:
+    def __init__(self, everywhere: bool = False) -> None:
         self._was_patched = bool(_originals)
-        _install()
+        _install(everywhere)
 
     def __exit__(self, *exc) -> None:
         if not self._was_patched:

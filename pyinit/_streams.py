@@ -13,6 +13,7 @@ implementation where pyinit has no kernel for the case (visibly: PyinitFallbackW
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -127,8 +128,8 @@ class TorchStream(Stream):
     def trunc_normal_(
         self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
     ) -> Tensor:
-        # Meta tensors have no storage, so sampling is a no-op.
-        if tensor.is_meta:
+        # Meta tensors have no storage, so sampling is a no-op (unless deferred() records it).
+        if tensor.is_meta and _support.recording() is None:
             return tensor
         if std == 0:  # torch warns, then raises ZeroDivisionError computing p
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
@@ -153,7 +154,7 @@ class TorchStream(Stream):
         return tensor
 
     def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
-        if tensor.is_meta:
+        if tensor.is_meta and _support.recording() is None:
             return tensor
         rows = tensor.shape[0]
         num_zeros = math.ceil(sparsity * rows)
@@ -211,6 +212,22 @@ def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
     return _splitmix64(_splitmix64(g.initial_seed() & _MASK64) ^ position), 0
 
 
+def name_key(seed: int, name: str) -> tuple[int, int]:
+    """The (key, offset) of the tensor called `name` (a qualified parameter name) under `seed`.
+
+    BLAKE2b with a 16-byte digest of the UTF-8 name, keyed by the seed's 8 little-endian bytes
+    (``seed mod 2**64``) and personalized ``b"pyinit.philox"``: key = the digest's first 8 bytes,
+    offset = the last 8, both little-endian (docs/philox_stream.md, "Keys from names").
+    """
+    digest = hashlib.blake2b(
+        name.encode("utf-8"),
+        digest_size=16,
+        key=(int(seed) & _MASK64).to_bytes(8, "little"),
+        person=b"pyinit.philox",
+    ).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
+
+
 def _generator_restorer(generator: torch.Generator | None) -> Callable[[], None]:
     """A function that puts the generator draw_key will use back where it is now."""
     g = torch.default_generator if generator is None else generator
@@ -257,13 +274,19 @@ class PhiloxStream(Stream):
 
     @contextlib.contextmanager
     def _call_key(
-        self, generator: Any, key: tuple[int, int] | None = None
+        self, generator: Any, key: tuple[int, int] | None = None, target: Tensor | None = None
     ) -> Iterator[tuple[int, int]]:
         """The (key, offset) of one call: `key`, else the stream's own, else drawn from the
         generator. When the call raises (its operator validates before writing), a drawn key is
-        given back: the generator is left where it was, as torch's initializers leave it."""
+        given back: the generator is left where it was, as torch's initializers leave it. Inside
+        deferred(), a call on a meta tensor draws nothing: its key is drawn when it is replayed."""
         if key is not None or self.key is not None:
             yield key if key is not None else self.key
+            return
+        recorder = _support.recording()
+        if recorder is not None and target is not None and target.is_meta:
+            recorder.philox_key_drawn_at_replay(generator)
+            yield 0, 0
             return
         restore = _generator_restorer(generator)
         drawn = draw_key(generator)
@@ -292,7 +315,7 @@ class PhiloxStream(Stream):
         """Runs pyinit::philox_<op>: the device kernel, else a CPU buffer copied over (same values),
         else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
         target, global_shape, start = self._target(tensor)
-        if target.is_meta:
+        if target.is_meta and _support.recording() is None:
             return tensor
         reason = _philox_fallback_reason(target)
         if reason is not None:
@@ -303,8 +326,8 @@ class PhiloxStream(Stream):
             torch_fallback()  # torch's own TypeError, before anything is drawn or written
             return tensor
         fn = getattr(ops, f"philox_{op}")
-        with self._call_key(generator, key) as (key, offset), torch.no_grad():
-            if has_kernel(f"philox_{op}", target.device.type):
+        with self._call_key(generator, key, target) as (key, offset), torch.no_grad():
+            if target.is_meta or has_kernel(f"philox_{op}", target.device.type):
                 fn(target, *params, _signed(key), _signed(offset), global_shape, start)
             else:
                 buffer = torch.empty(target.shape, dtype=target.dtype)
@@ -359,14 +382,14 @@ class PhiloxStream(Stream):
         (docs/philox_stream.md)."""
         target, global_shape, start = self._target(tensor)
         rows = global_shape[0] if global_shape else tensor.shape[0]
-        if target.is_meta:
+        if target.is_meta and _support.recording() is None:
             return tensor
         num_zeros = int(math.ceil(sparsity * rows))
         if generator is not None and not isinstance(generator, torch.Generator):
             return tensor.normal_(0.0, std, generator=generator)  # torch's TypeError
-        with self._call_key(generator) as (key, offset), torch.no_grad():
-            if _philox_fallback_reason(target) is None and has_kernel(
-                "philox_sparse_", target.device.type
+        with self._call_key(generator, target=target) as (key, offset), torch.no_grad():
+            if _philox_fallback_reason(target) is None and (
+                target.is_meta or has_kernel("philox_sparse_", target.device.type)
             ):
                 # Values and zero pattern in one pass (csrc/cpu/philox_cpu.cpp).
                 key_bits, offset_bits = _signed(key), _signed(offset)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 import warnings
+from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -160,3 +162,19 @@ def use_kernel(
         return True
     warn_fallback(op, reason)
     return False
+
+
+class _Deferred(threading.local):
+    """The recorder of the innermost pyinit.deferred() block in this thread (pyinit/_deferred.py),
+    else None. Here, in the leaf module, so that the streams can ask without an import cycle."""
+
+    recorder: Any = None
+
+
+_deferred = _Deferred()
+
+
+def recording() -> Any:
+    """The active deferred() recorder, or None: a meta tensor then stands for a real one and
+    initializers must call their operators on it (they are recorded) instead of returning early."""
+    return _deferred.recorder

@@ -396,7 +396,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     if sizes[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
 
-    if tensor.is_meta:
+    if tensor.is_meta and _support.recording() is None:
         return tensor
 
     # torch's own code is the right path (no warning) for a non-int `groups` (its TypeError, after
@@ -630,7 +630,7 @@ def orthogonal_(
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
 
-    if tensor.numel() == 0 or tensor.is_meta:
+    if tensor.numel() == 0 or (tensor.is_meta and _support.recording() is None):
         # no-op
         return tensor
     rows = tensor.size(0)

@@ -1,0 +1,319 @@
+"""Deferred construction: build a model without memory or randomness, then materialize it equal to
+eager construction.
+
+    with pyinit.deferred():
+        model = Model(cfg)                  # meta tensors; no generator is consumed
+    pyinit.materialize_(model, "cpu")       # == Model(cfg) built eagerly from here, bit for bit
+
+Inside the block factories make meta tensors (``torch.device("meta")``), torch.nn.init runs through
+pyinit (``patch_torch_init``, reaching bindings in every loaded module), and a dispatch mode records
+every operator that touches a meta tensor: allocations, pyinit's initializer operators with their
+final numbers, torch's random and in-place operators (``weight.data.normal_()``), views and
+arithmetic. ``materialize_`` replays the record in order on the target device, with each meta
+storage standing for one real storage, so every operator sees the values and generator state it
+would have seen eagerly; allocations and initializer operators run pyinit's kernels (torch's random
+operators too, where a pyinit kernel gives torch's values). Parameters and buffers are then
+swapped in, one real tensor per meta tensor, so ties stay ties.
+
+What cannot be replayed raises: reading a meta tensor's values during construction (``.item()``),
+a random operator on a real tensor inside the block, lazy modules, tensors the record never made.
+See docs/model_init.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from . import _patch
+from ._ops import ops
+from . import _support
+from ._support import fallback_reason
+
+__all__ = ["deferred", "materialize_"]
+
+_META = torch.device("meta")
+_SEEDED = torch.Tag.nondeterministic_seeded
+
+
+@dataclass
+class _Entry:
+    func: Any
+    args: tuple
+    kwargs: dict
+    out: Any
+    # For a philox operator whose key is drawn when the call runs: the generator to draw from.
+    draw_from: Any = None
+    draws_key: bool = False
+
+
+@dataclass
+class _Record:
+    entries: list[_Entry] = field(default_factory=list)
+    # storage id of every meta tensor the record made -> True (keeps the tensors alive in entries)
+    made: set[int] = field(default_factory=set)
+    replayed_on: torch.device | None = None
+    real: dict[int, torch.UntypedStorage] = field(default_factory=dict)
+
+
+def _storage_id(t: Tensor) -> int:
+    return t.untyped_storage()._cdata
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, record: _Record) -> None:
+        super().__init__()
+        self.record = record
+        self._pending_draw: list[Any] = []
+
+    def philox_key_drawn_at_replay(self, generator: Any) -> None:
+        """The next philox operator recorded draws its (key, offset) from `generator` at replay."""
+        self._pending_draw.append(generator)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        flat, _ = tree_flatten((args, kwargs))
+        meta_in = any(isinstance(x, Tensor) and x.is_meta for x in flat)
+        if not meta_in and _SEEDED in func.tags and kwargs.get("device", _META) != _META:
+            raise RuntimeError(
+                f"pyinit.deferred(): {func} drew random numbers into a real tensor while the "
+                "model was being built deferred; it would not be replayed in order. Build that "
+                "tensor on the default (meta) device, or outside the block."
+            )
+        out = func(*args, **kwargs)
+        if not meta_in and not any(
+            isinstance(t, Tensor) and t.is_meta for t in tree_flatten(out)[0]
+        ):
+            return out
+        entry = _Entry(func, args, kwargs, out)
+        if func.namespace == "pyinit" and func.__name__.startswith("philox_") and self._pending_draw:
+            entry.draws_key = True
+            entry.draw_from = self._pending_draw.pop()
+        self.record.entries.append(entry)
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, Tensor) and t.is_meta:
+                self.record.made.add(_storage_id(t))
+        return out
+
+
+class _DataFactories(TorchFunctionMode):
+    """torch.tensor(data) and friends on the meta device keep no data, and build their meta tensor
+    without a dispatched operator. Inside deferred() they build the real CPU tensor, then move it
+    to meta: the recorded copy replays it (the CPU tensor is kept by the record)."""
+
+    _FUNCS = frozenset({torch.tensor, torch.as_tensor, torch.asarray})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._FUNCS and torch.device(kwargs.get("device") or _META) == _META:
+            requires_grad = kwargs.pop("requires_grad", False)
+            real = func(*args, **{**kwargs, "device": "cpu"})
+            return real.to(_META).requires_grad_(requires_grad)
+        return func(*args, **kwargs)
+
+
+_records: list[_Record] = []
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Build modules inside the block on the meta device, recording how they are initialized, for
+    ``materialize_``. Nothing is allocated and no generator is consumed inside the block.
+
+    Examples:
+        >>> with pyinit.deferred():
+        ...     model = nn.Transformer(d_model=64, nhead=4)
+        >>> pyinit.materialize_(model, "cpu")
+    """
+    record = _Record()
+    outer = _support._deferred.recorder
+    recorder = _Recorder(record)
+    with torch.device(_META), _DataFactories(), _patch._Patch(everywhere=True), recorder:
+        _support._deferred.recorder = recorder
+        try:
+            yield
+        finally:
+            _support._deferred.recorder = outer
+    _records.append(record)
+
+
+def _find_record(model: nn.Module) -> _Record:
+    ids = {_storage_id(t) for t in _tensors_of(model).values() if t.is_meta and not is_lazy(t)}
+    for record in reversed(_records):
+        if ids & record.made:
+            return record
+    raise ValueError(
+        "materialize_: the module's meta tensors were not built inside pyinit.deferred()"
+    )
+
+
+def _tensors_of(model: nn.Module) -> dict[str, Tensor]:
+    out = {}
+    for prefix, m in model.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        for name, t in list(m._parameters.items()) + list(m._buffers.items()):
+            if t is not None:
+                out[dot + name] = t
+    return out
+
+
+def materialize_(
+    model: nn.Module, device: torch.device | str = "cpu", *, generator: Any = None
+) -> nn.Module:
+    """Give the meta parameters and buffers of `model` (built inside ``pyinit.deferred()``) the
+    values eager construction would have given them, on `device`: the record of the block is
+    replayed in order there (consuming generators as construction would have), and each meta tensor
+    is replaced by its real counterpart (ties kept). Modules built in the same block are replayed
+    together, on the first call. Returns `model`.
+    """
+    del generator  # reserved: keys come from the generators the record names
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    lazy = [n for n, t in _tensors_of(model).items() if is_lazy(t)]
+    if lazy:
+        raise ValueError(
+            "materialize_: lazy modules cannot be built deferred (their shapes come from the "
+            "first forward): " + ", ".join(lazy)
+        )
+    record = _find_record(model)
+    if record.replayed_on is None:
+        _replay(record, device)
+        record.replayed_on = device
+    elif record.replayed_on != device:
+        raise ValueError(
+            f"materialize_: this deferred() block was replayed on {record.replayed_on}; modules "
+            f"built in one block are materialized on one device (asked: {device})"
+        )
+    _swap_in(model, record, device)
+    return model
+
+
+def _real_view(t: Tensor, record: _Record, device: torch.device) -> Tensor:
+    sid = _storage_id(t)
+    storage = record.real.get(sid)
+    if storage is None:
+        raise RuntimeError(
+            f"pyinit.materialize_: a meta tensor of shape {tuple(t.shape)} was not made inside "
+            "the deferred() block (it cannot be replayed)"
+        )
+    real = torch.empty(0, dtype=t.dtype, device=device)
+    real.set_(storage, t.storage_offset(), t.shape, t.stride())
+    return real
+
+
+# torch's in-place initializer operators that pyinit's kernels reproduce bit for bit (same values,
+# same generator state): replayed through pyinit where fallback_reason allows.
+def _uniform(self, low=0.0, high=1.0, *, generator=None):
+    ops.uniform_(self, float(low), float(high), generator)
+
+
+def _normal(self, mean=0.0, std=1.0, *, generator=None):
+    ops.normal_(self, float(mean), float(std), generator)
+
+
+def _fill(self, value):
+    ops.fill_(self, float(value))
+
+
+def _zero(self):
+    ops.fill_(self, 0.0)
+
+
+_FAST = {
+    torch.ops.aten.uniform_.default: ("uniform_", _uniform),
+    torch.ops.aten.normal_.default: ("normal_", _normal),
+    torch.ops.aten.fill_.Scalar: ("fill_", _fill),
+    torch.ops.aten.zero_.default: ("fill_", _zero),
+}
+
+
+def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tuple[tuple, dict]:
+    """args/kwargs of a philox operator call with its `key` and `offset` arguments replaced."""
+    args, kwargs = list(args), dict(kwargs)
+    names = [a.name for a in func._schema.arguments]
+    for name, value in (("key", key), ("offset", offset)):
+        i = names.index(name)
+        if i < len(args):
+            args[i] = value
+        else:
+            kwargs[name] = value
+    return tuple(args), kwargs
+
+
+def _replay(record: _Record, device: torch.device) -> None:
+    from ._streams import _signed, draw_key
+
+    def to_real(x: Any) -> Any:
+        if isinstance(x, Tensor) and x.is_meta:
+            return _real_view(x, record, device)
+        if isinstance(x, torch.device) and x.type == "meta":
+            return device
+        return x
+
+    with torch.no_grad():
+        for entry in record.entries:
+            args = tree_map(to_real, entry.args)
+            kwargs = tree_map(to_real, entry.kwargs)
+            if entry.draws_key:
+                key, offset = draw_key(entry.draw_from)
+                args, kwargs = _with_key(entry.func, args, kwargs, _signed(key), _signed(offset))
+            fast = _FAST.get(entry.func)
+            if (
+                fast is not None
+                and isinstance(args[0], Tensor)
+                and fallback_reason(args[0], fast[0]) is None
+                and (len(args) < 2 or isinstance(args[1], (int, float)))
+            ):
+                fast[1](*args, **kwargs)
+                out_real = args[0]
+            else:
+                out_real = entry.func(*args, **kwargs)
+            metas = tree_flatten(entry.out)[0]
+            reals = tree_flatten(out_real)[0]
+            for m, r in zip(metas, reals, strict=False):
+                if isinstance(m, Tensor) and m.is_meta and isinstance(r, Tensor):
+                    record.real.setdefault(_storage_id(m), r.untyped_storage())
+
+
+def _swap_in(model: nn.Module, record: _Record, device: torch.device) -> None:
+    swapped: dict[int, Tensor] = {}
+    left = []
+    for prefix, m in model.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        for name, p in list(m._parameters.items()):
+            if p is None or not p.is_meta:
+                continue
+            new = swapped.get(id(p))
+            if new is None:
+                data = _real_view(p, record, device)
+                new = nn.Parameter(data, requires_grad=p.requires_grad)
+                if type(p) is not nn.Parameter:
+                    new = type(p)(data, requires_grad=p.requires_grad)
+                swapped[id(p)] = new
+            setattr(m, name, new)
+        for name, b in list(m._buffers.items()):
+            if b is None or not b.is_meta:
+                continue
+            new = swapped.get(id(b))
+            if new is None:
+                new = _real_view(b, record, device)
+                swapped[id(b)] = new
+            setattr(m, name, new)
+        for name, value in vars(m).items():
+            if isinstance(value, Tensor) and value.is_meta and not name.startswith("_"):
+                left.append(dot + name)
+    if left:
+        raise RuntimeError(
+            "pyinit.materialize_: meta tensors held outside parameters and buffers: "
+            + ", ".join(left)
+        )
