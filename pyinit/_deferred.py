@@ -309,8 +309,20 @@ def _swap_in(model: nn.Module, record: _Record, device: torch.device) -> None:
                 new = _real_view(b, record, device)
                 swapped[id(b)] = new
             setattr(m, name, new)
-        for name, value in vars(m).items():
-            if isinstance(value, Tensor) and value.is_meta and not name.startswith("_"):
+    # Plain attributes holding a meta tensor (transformers' rotary `original_inv_freq = inv_freq`):
+    # the swapped tensor when it is one, else a real view of the same storage.
+    for prefix, m in model.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        for name, value in list(vars(m).items()):
+            if not isinstance(value, Tensor) or not value.is_meta or name.startswith("_"):
+                continue
+            if id(value) in swapped:
+                object.__setattr__(m, name, swapped[id(value)])
+            elif _storage_id(value) in record.real:
+                new = _real_view(value, record, device)
+                swapped[id(value)] = new
+                object.__setattr__(m, name, new)
+            else:
                 left.append(dot + name)
     if left:
         raise RuntimeError(
