@@ -69,6 +69,28 @@ def _storage_id(t: Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
+@dataclass(frozen=True)
+class _MetaRef:
+    """A meta tensor as an operator saw it: its storage and its view at that moment (an in-place
+    metadata operator such as t_() changes the tensor object later). Holding the tensor keeps the
+    storage, and so its id, alive."""
+
+    tensor: Tensor
+    storage: int
+    offset: int
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+
+    @staticmethod
+    def of(x: Any) -> Any:
+        if isinstance(x, Tensor) and x.is_meta:
+            return _MetaRef(
+                x, _storage_id(x), x.storage_offset(), tuple(x.shape), tuple(x.stride()), x.dtype
+            )
+        return x
+
+
 class _Recorder(TorchDispatchMode):
     def __init__(self, record: _Record) -> None:
         super().__init__()
@@ -83,18 +105,19 @@ class _Recorder(TorchDispatchMode):
         kwargs = kwargs or {}
         flat, _ = tree_flatten((args, kwargs))
         meta_in = any(isinstance(x, Tensor) and x.is_meta for x in flat)
-        if not meta_in and _SEEDED in func.tags and kwargs.get("device", _META) != _META:
+        if not meta_in and _SEEDED in func.tags and kwargs.get("device") != _META:
             raise RuntimeError(
                 f"pyinit.deferred(): {func} drew random numbers into a real tensor while the "
                 "model was being built deferred; it would not be replayed in order. Build that "
                 "tensor on the default (meta) device, or outside the block."
             )
+        refs = (tree_map(_MetaRef.of, args), tree_map(_MetaRef.of, kwargs))
         out = func(*args, **kwargs)
         if not meta_in and not any(
             isinstance(t, Tensor) and t.is_meta for t in tree_flatten(out)[0]
         ):
             return out
-        entry = _Entry(func, args, kwargs, out)
+        entry = _Entry(func, refs[0], refs[1], tree_map(_MetaRef.of, out))
         if func.namespace == "pyinit" and func.__name__.startswith("philox_") and self._pending_draw:
             entry.draws_key = True
             entry.draw_from = self._pending_draw.pop()
@@ -198,16 +221,17 @@ def materialize_(
     return model
 
 
-def _real_view(t: Tensor, record: _Record, device: torch.device) -> Tensor:
-    sid = _storage_id(t)
-    storage = record.real.get(sid)
+def _real_view(t: Tensor | _MetaRef, record: _Record, device: torch.device) -> Tensor:
+    """The real tensor that meta tensor `t` (or the view a _MetaRef saw) stands for."""
+    ref = t if isinstance(t, _MetaRef) else _MetaRef.of(t)
+    storage = record.real.get(ref.storage)
     if storage is None:
         raise RuntimeError(
-            f"pyinit.materialize_: a meta tensor of shape {tuple(t.shape)} was not made inside "
+            f"pyinit.materialize_: a meta tensor of shape {ref.shape} was not made inside "
             "the deferred() block (it cannot be replayed)"
         )
-    real = torch.empty(0, dtype=t.dtype, device=device)
-    real.set_(storage, t.storage_offset(), t.shape, t.stride())
+    real = torch.empty(0, dtype=ref.dtype, device=device)
+    real.set_(storage, ref.offset, ref.shape, ref.stride)
     return real
 
 
@@ -254,7 +278,7 @@ def _replay(record: _Record, device: torch.device) -> None:
     from ._streams import _signed, draw_key
 
     def to_real(x: Any) -> Any:
-        if isinstance(x, Tensor) and x.is_meta:
+        if isinstance(x, _MetaRef):
             return _real_view(x, record, device)
         if isinstance(x, torch.device) and x.type == "meta":
             return device
@@ -281,8 +305,8 @@ def _replay(record: _Record, device: torch.device) -> None:
             metas = tree_flatten(entry.out)[0]
             reals = tree_flatten(out_real)[0]
             for m, r in zip(metas, reals, strict=False):
-                if isinstance(m, Tensor) and m.is_meta and isinstance(r, Tensor):
-                    record.real.setdefault(_storage_id(m), r.untyped_storage())
+                if isinstance(m, _MetaRef) and isinstance(r, Tensor):
+                    record.real.setdefault(m.storage, r.untyped_storage())
 
 
 def _swap_in(model: nn.Module, record: _Record, device: torch.device) -> None:
