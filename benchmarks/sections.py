@@ -18,6 +18,7 @@ import pyinit
 
 from .contenders import (
     DTYPES,
+    in_stream,
     initializer_contenders,
     pyinit_contenders,
     shape_for,
@@ -185,18 +186,30 @@ def _linear_reset(init, weight: torch.Tensor, bias: torch.Tensor) -> None:
     init.uniform_(bias, -bound, bound)
 
 
+# nn.Linear(256, 256).reset_parameters() as init_module_ rules (the bias bound is 1/sqrt(256)).
+LINEAR_256_RULES = {
+    nn.Linear: {
+        "weight": ("kaiming_uniform_", {"a": math.sqrt(5)}),
+        "bias": ("uniform_", {"a": -1 / 16, "b": 1 / 16}),
+    }
+}
+
+
 def run_many_small(device: str, plan: Plan, progress: Progress) -> list[dict]:
-    """`small_params` parameters (256x256 weights, 256 biases), one initializer call per tensor."""
+    """`small_params` parameters (nn.Linear(256, 256) weights and biases): one initializer call per
+    tensor, and init_module_ (few operator calls) on the same layers."""
     progress.step(f"many small tensors {device}")
-    pairs = [
-        (torch.empty(256, 256, device=device), torch.empty(256, device=device))
-        for _ in range(max(plan.small_params // 2, 1))
-    ]
+    with torch.device(device):
+        layers = nn.ModuleList(
+            nn.utils.skip_init(nn.Linear, 256, 256) for _ in range(max(plan.small_params // 2, 1))
+        )
+    pairs = [(layer.weight, layer.bias) for layer in layers]
     params = [p for pair in pairs for p in pair]
 
     def fill_all() -> None:
-        for p in params:
-            p.fill_(0.5)
+        with torch.no_grad():
+            for p in params:
+                p.fill_(0.5)
 
     def reset_all(init) -> None:
         for w, b in pairs:
@@ -206,6 +219,17 @@ def run_many_small(device: str, plan: Plan, progress: Progress) -> list[dict]:
         Contender("fill_", fill_all, "ceiling"),
         Contender("torch.nn.init", lambda: reset_all(torch.nn.init), "baseline"),
         *pyinit_contenders(lambda: reset_all(pyinit), plan.streams, True),
+        *(
+            Contender(
+                f"init_module_[{stream}]",
+                in_stream(stream, lambda: pyinit.init_module_(layers, LINEAR_256_RULES)),
+                "pyinit",
+                stream,
+                "nn.Linear's own rule, batched (*_many_ operators)",
+            )
+            for stream in plan.streams
+            if hasattr(pyinit, "init_module_")
+        ),
     ]
     meta = {
         "dtype": "float32",
@@ -249,11 +273,31 @@ def run_model(device: str, plan: Plan, progress: Progress) -> list[dict]:
         with pyinit.patch_torch_init():
             return build()
 
+    def deferred_build(stream: str):
+        def run() -> nn.Module:
+            with pyinit.stream(stream):
+                with pyinit.deferred():
+                    layer = nn.ModuleList(nn.Linear(i, o, bias=False) for i, o in shapes)
+                return pyinit.materialize_(layer, device)
+
+        return run
+
     contenders = [
         Contender("alloc+fill_", alloc_fill, "ceiling"),
         Contender("alloc only", alloc_only, "peer", note="nn.utils.skip_init: no init at all"),
         Contender("nn.Linear (torch init)", build, "baseline"),
         *pyinit_contenders(build_patched, plan.streams, True),
+        *(
+            Contender(
+                f"deferred+materialize_[{stream}]",
+                deferred_build(stream),
+                "pyinit",
+                stream,
+                "pyinit.deferred() then materialize_",
+            )
+            for stream in plan.streams
+            if hasattr(pyinit, "deferred")
+        ),
     ]
     numel = sum(i * o for i, o in shapes)
     name = "llama7b-layer" if scale == 1 else f"llama7b-layer/{scale}"

@@ -62,6 +62,14 @@ TORCH_LIBRARY(pyinit, m) {
   // (rows, cols), or (cols, rows) when `transposed`.
   m.def("orthogonal_finish_(Tensor(a!) self, Tensor q, Tensor r, float gain, bool transposed) -> ()");
 
+  // Many tensors in one call: entry i of every list goes with selfs[i]. The same values and generator state as
+  // the single-tensor operator called on each tensor in list order; every entry is validated before the first
+  // write. Composite (csrc/many.cpp) except the CPU philox ones, which fill every tensor in one parallel region.
+  m.def("uniform_many_(Tensor(a!)[] selfs, float[] low, float[] high, Generator? generator=None) -> ()", seeded);
+  m.def("normal_many_(Tensor(a!)[] selfs, float[] mean, float[] std, Generator? generator=None) -> ()", seeded);
+  m.def("philox_uniform_many_(Tensor(a!)[] selfs, float[] low, float[] high, int[] key, int[] offset) -> ()");
+  m.def("philox_normal_many_(Tensor(a!)[] selfs, float[] mean, float[] std, int[] key, int[] offset) -> ()");
+
   // The philox stream.
   m.def(
       "philox_uniform_(Tensor(a!) self, float low, float high, int key, int offset, int[] global_shape=[], "
@@ -126,7 +134,24 @@ PYINIT_KERNELS(philox_bits, Tensor self, int64_t key, int64_t offset, int64_t st
                IntArrayRef start)
 PYINIT_KERNELS(philox_sparse, Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
                IntArrayRef global_shape, IntArrayRef start)
+// Many tensors (csrc/many.cpp: composite, any device; csrc/cpu/philox_cpu.cpp: the CPU philox fusion).
+using Doubles = c10::ArrayRef<double>;
+void uniform_many(at::TensorList selfs, Doubles low, Doubles high, Gen generator);
+void normal_many(at::TensorList selfs, Doubles mean, Doubles std, Gen generator);
+void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, IntArrayRef key, IntArrayRef offset);
+void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key, IntArrayRef offset);
+PYINIT_KERNELS(philox_uniform_many, at::TensorList selfs, Doubles low, Doubles high, IntArrayRef key,
+               IntArrayRef offset)
+PYINIT_KERNELS(philox_normal_many, at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key,
+               IntArrayRef offset)
 #undef PYINIT_KERNELS
+
+TORCH_LIBRARY_IMPL(pyinit, CompositeExplicitAutograd, m) {
+  m.impl("uniform_many_", &uniform_many);
+  m.impl("normal_many_", &normal_many);
+  m.impl("philox_uniform_many_", &philox_uniform_many);
+  m.impl("philox_normal_many_", &philox_normal_many);
+}
 
 TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("uniform_", &cpu::uniform_cpu);
@@ -144,6 +169,8 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("philox_trunc_normal_", &cpu::philox_trunc_normal_cpu);
   m.impl("philox_bits_", &cpu::philox_bits_cpu);
   m.impl("philox_sparse_", &cpu::philox_sparse_cpu);
+  m.impl("philox_uniform_many_", &cpu::philox_uniform_many_cpu);
+  m.impl("philox_normal_many_", &cpu::philox_normal_many_cpu);
 }
 
 #ifdef PYINIT_WITH_CUDA

@@ -180,6 +180,21 @@ inline void validate_philox_bits(const at::Tensor& self) {
               self.scalar_type());
 }
 
+// ---- many tensors in one call (*_many_) -------------------------------------------------------------------------
+
+// Every list has one entry per tensor.
+inline void check_many(at::TensorList selfs, std::initializer_list<size_t> sizes, const char* op) {
+  for (const size_t n : sizes) {
+    TORCH_CHECK(n == selfs.size(), "pyinit.", op, ": expected one entry per tensor (", selfs.size(), "), got ", n);
+  }
+}
+
+// What has_elements_to_write checks, without announcing the write: a *_many_ operator checks every tensor
+// before its first write, then runs the single-tensor operator on each.
+inline void check_writable_if_any(const at::Tensor& self) {
+  if (self.numel() > 0) check_writable(self);
+}
+
 inline void validate_philox_sparse(const at::Tensor& self, int64_t num_zeros) {
   TORCH_CHECK(self.dim() == 2, "pyinit philox_sparse_: expected a 2-D tensor, got ", self.dim(), " dims");
   TORCH_CHECK(num_zeros >= 0, "pyinit philox_sparse_: expected num_zeros >= 0, got ", num_zeros);

@@ -53,7 +53,9 @@ def _ask_dispatcher(op: str, device_type: str) -> bool:
     key = _DISPATCH_KEYS.get(device_type)
     if key is None:
         return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{op}", key)
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    # A CompositeExplicitAutograd kernel (csrc/many.cpp) serves every device.
+    return has(f"pyinit::{op}", key) or has(f"pyinit::{op}", "CompositeExplicitAutograd")
 
 
 # The registrations are fixed once _C is loaded: asked once here, so that the lookup is cheap and

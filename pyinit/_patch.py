@@ -46,16 +46,38 @@ def _install(everywhere: bool = False) -> None:
             continue
         if not everywhere and not module_name.startswith("torch.nn"):
             continue
-        try:
-            bindings = list(vars(module).items())
-        except TypeError:  # an object in sys.modules without a __dict__
-            continue
-        for attr, value in bindings:
-            # An id in `replacement` is one of torch's functions (kept alive in _originals).
+        for attr in _bindings_of(module, replacement):
+            value = getattr(module, attr)
             pyinit_fn = replacement.get(id(value))
             if pyinit_fn is not None:
                 _bound_elsewhere.setdefault((module, attr), value)
                 setattr(module, attr, pyinit_fn)
+
+
+# id(module) -> (the module, its number of globals when scanned, names bound to torch's
+# initializers then). A module whose globals did not change in number is not scanned again: a
+# full scan of every loaded module costs milliseconds (pyinit.deferred() enters one each time).
+_scanned: dict[int, tuple[object, int, tuple[str, ...]]] = {}
+
+
+def _bindings_of(module: object, replacement: dict[int, object]) -> tuple[str, ...]:
+    try:
+        namespace = vars(module)
+    except TypeError:  # an object in sys.modules without a __dict__
+        return ()
+    cached = _scanned.get(id(module))
+    if cached is not None and cached[0] is module and cached[1] == len(namespace):
+        return cached[2]
+    # An id in `replacement` is one of torch's functions (kept alive in _originals); a name
+    # already patched holds pyinit's function, whose torch original _bound_elsewhere remembers.
+    patched = {id(fn) for fn in replacement.values()}
+    names = tuple(
+        attr
+        for attr, value in list(namespace.items())
+        if id(value) in replacement or id(value) in patched
+    )
+    _scanned[id(module)] = (module, len(namespace), names)
+    return names
 
 
 def restore_torch_init() -> None:

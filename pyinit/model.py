@@ -14,6 +14,7 @@ See docs/model_init.md.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from torch.nn.parameter import is_lazy
 
 from . import init as _init
 from ._selection import current_stream, selected
+from ._batch import BatchingStream
 from ._streams import PhiloxStream, name_key
 
 __all__ = ["init_module_", "InitReport", "ParamInit"]
@@ -165,6 +167,7 @@ class InitReport(Mapping[str, ParamInit]):
 
     entries: dict[str, ParamInit] = field(default_factory=dict)
     pending: bool = False
+    operator_calls: int = 0  # batched uniform_/normal_ operator calls (the rest run one by one)
 
     def __getitem__(self, name: str) -> ParamInit:
         return self.entries[name]
@@ -226,6 +229,7 @@ class _Visit:
     buffer: bool
     rule: _Rule | None = None
     action: _Resolved | None = None
+    alias: tuple = ()
 
 
 def _visits(module: nn.Module, buffers: bool) -> list[_Visit]:
@@ -320,7 +324,8 @@ def _run(module, parsed, visits, report, generator, strict) -> None:
             if action is not None:
                 v.rule, v.action = rule, action
                 break
-        groups.setdefault(_alias_key(v.tensor), []).append(v)
+        v.alias = _alias_key(v.tensor)
+        groups.setdefault(v.alias, []).append(v)
     for aliases in groups.values():
         chosen = {v.action for v in aliases if v.action is not None}
         if len(chosen) > 1:
@@ -340,14 +345,32 @@ def _run(module, parsed, visits, report, generator, strict) -> None:
         ]
         if uncovered:
             raise ValueError("init_module_(strict=True): no rule covers " + ", ".join(uncovered))
-    # 2. Initialize, in visiting order, each tensor once.
-    philox = current_stream() if isinstance(current_stream(), PhiloxStream) else None
+    # 2. Initialize, in visiting order, each tensor once. Named initializers run in a BatchingStream:
+    #    runs of uniform_/normal_ calls become one *_many_ operator call each (pyinit/_batch.py).
+    stream = current_stream()
+    philox = stream if isinstance(stream, PhiloxStream) else None
     seed = None
     if philox is not None:
         seed = (generator if generator is not None else torch.default_generator).initial_seed()
+    batch = BatchingStream(stream) if philox is None or philox.shard is None else None
     done: dict[tuple, str] = {}
+    with selected(batch) if batch is not None else contextlib.nullcontext():
+        _initialize(visits, groups, done, report, stream, philox, seed, batch, generator)
+    if batch is not None:
+        batch.flush()
+        report.operator_calls = batch.calls
+    # Aliases visited before the name that carried the rule are ties too.
     for v in visits:
-        key = _alias_key(v.tensor)
+        key = v.alias
+        if v.qualname not in report.entries and key in done:
+            report.entries[v.qualname] = ParamInit(
+                v.qualname, "tied", tied_to=done[key], buffer=v.buffer
+            )
+
+
+def _initialize(visits, groups, done, report, stream, philox, seed, batch, generator) -> None:
+    for v in visits:
+        key = v.alias
         if key in done:
             report.entries[v.qualname] = ParamInit(
                 v.qualname, "tied", tied_to=done[key], buffer=v.buffer
@@ -364,18 +387,23 @@ def _run(module, parsed, visits, report, generator, strict) -> None:
                 v.qualname, "kept", v.action.label, v.rule.index, buffer=v.buffer
             )
             continue
-        if philox is not None:
-            with selected(PhiloxStream(shard=philox.shard, key=name_key(seed, v.qualname))):
+        name_keyed = (
+            PhiloxStream(shard=philox.shard, key=name_key(seed, v.qualname))
+            if philox is not None
+            else stream
+        )
+        if batch is not None and philox is None and v.action.fn is None:
+            name_keyed = batch
+        if v.action.fn is not None or batch is None:
+            # A user callable may read what it writes: everything before it is written first.
+            if batch is not None:
+                batch.flush()
+            with selected(name_keyed):
                 v.action.run(v.tensor, generator)
         else:
+            if philox is not None:
+                batch.set_key(name_keyed.key)
             v.action.run(v.tensor, generator)
         report.entries[v.qualname] = ParamInit(
             v.qualname, "initialized", v.action.label, v.rule.index, buffer=v.buffer
         )
-    # Aliases visited before the name that carried the rule are ties too.
-    for v in visits:
-        key = _alias_key(v.tensor)
-        if v.qualname not in report.entries and key in done:
-            report.entries[v.qualname] = ParamInit(
-                v.qualname, "tied", tied_to=done[key], buffer=v.buffer
-            )

@@ -20,7 +20,7 @@ ops = torch.ops.pyinit
 
 KEY, OFFSET = 0x1234_5678_9ABC, 64
 
-SEEDED = ("uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_")
+SEEDED = ("uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_", "uniform_many_", "normal_many_")
 
 
 def _float_cases(device: str, dtype: torch.dtype):
@@ -49,6 +49,10 @@ def _float_cases(device: str, dtype: torch.dtype):
         ("philox_masked_uniform_", (t(40), -10.0, 10.0, 5.0, KEY, OFFSET)),
         ("philox_trunc_normal_", (t(33), 0.0, 1.0, -2.0, 2.0, KEY, OFFSET)),
         ("philox_sparse_", (t(8, 6), 2, 0.01, KEY, OFFSET)),
+        ("uniform_many_", ([t(5, 7), t(3), t(0)], [-1.0, 0.0, 1.0], [2.0, 0.5, 1.0], None)),
+        ("normal_many_", ([t(5, 7), t(3)], [0.0, 1.0], [1.0, 0.5], None)),
+        ("philox_uniform_many_", ([t(5, 7), t(3)], [-1.0, 0.0], [2.0, 0.5], [KEY, 7], [OFFSET, 0])),
+        ("philox_normal_many_", ([t(5, 7), t(3)], [0.0, 1.0], [1.0, 0.5], [KEY, 7], [OFFSET, 0])),
     ]
 
 

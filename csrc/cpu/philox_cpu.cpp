@@ -161,6 +161,70 @@ void philox_masked_uniform_cpu(at::Tensor self, double low, double high, double 
   philox_uniform_impl(self, low, high, true, threshold, key, offset, global_shape, start);
 }
 
+namespace {
+
+// Fills every contiguous tensor of `calls` in one parallel region over their concatenated elements (each
+// element's value depends only on its own call and index, so the split is free); the others one by one.
+void philox_many_run(at::TensorList selfs, const std::vector<PhiloxCall>& calls) {
+  const PhiloxFloatTileFn tile_fn = float_tile_kernel();
+  std::vector<int64_t> fused, ends;
+  int64_t total = 0;
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    at::Tensor self = selfs[i];
+    if (!self.is_contiguous()) {  // through a buffer, as philox_run does
+      philox_launch(self, ShardMap(self, {}, {}),
+                    [&](char* base, int64_t l, uint64_t g, int64_t n) { fill_values(calls[i], tile_fn, base, l, g, n); });
+      continue;
+    }
+    if (!has_elements_to_write(self)) continue;
+    fused.push_back(static_cast<int64_t>(i));
+    total += self.numel();
+    ends.push_back(total);
+  }
+  if (fused.empty()) return;
+  at::parallel_for(0, total, kPhiloxGrain, [&](int64_t begin, int64_t end) {
+    size_t k = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
+    while (begin < end) {
+      const int64_t first = k == 0 ? 0 : ends[k - 1];
+      const int64_t stop = std::min(end, ends[k]);
+      const size_t i = static_cast<size_t>(fused[k]);
+      char* base = static_cast<char*>(selfs[i].data_ptr());
+      fill_values(calls[i], tile_fn, base, begin - first, static_cast<uint64_t>(begin - first), stop - begin);
+      begin = stop;
+      ++k;
+    }
+  });
+}
+
+}  // namespace
+
+void philox_uniform_many_cpu(at::TensorList selfs, c10::ArrayRef<double> low, c10::ArrayRef<double> high,
+                             at::IntArrayRef key, at::IntArrayRef offset) {
+  check_many(selfs, {low.size(), high.size(), key.size(), offset.size()}, "philox_uniform_many_");
+  std::vector<PhiloxCall> calls;
+  calls.reserve(selfs.size());
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    double lo = low[i], hi = high[i];
+    check_uniform_bounds(selfs[i], lo, hi);
+    check_writable_if_any(selfs[i]);
+    calls.push_back(philox_uniform_call(selfs[i], lo, hi, false, 0.0, key[i], offset[i]));
+  }
+  philox_many_run(selfs, calls);
+}
+
+void philox_normal_many_cpu(at::TensorList selfs, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
+                            at::IntArrayRef key, at::IntArrayRef offset) {
+  check_many(selfs, {mean.size(), std.size(), key.size(), offset.size()}, "philox_normal_many_");
+  std::vector<PhiloxCall> calls;
+  calls.reserve(selfs.size());
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    validate_philox_normal(selfs[i], std[i]);
+    check_writable_if_any(selfs[i]);
+    calls.push_back(philox_normal_call(selfs[i], mean[i], std[i], key[i], offset[i]));
+  }
+  philox_many_run(selfs, calls);
+}
+
 void philox_normal_cpu(at::Tensor self, double mean, double std, int64_t key, int64_t offset,
                        at::IntArrayRef global_shape, at::IntArrayRef start) {
   validate_philox_normal(self, std);

@@ -1,0 +1,72 @@
+// The *_many_ operators on any device: validate every entry, then call the single-tensor operator on each tensor
+// in list order through the dispatcher, so the values and the generator state are those of one call per tensor.
+// One operator call from Python instead of one per tensor. The CPU philox ones have a fused kernel instead
+// (csrc/cpu/philox_cpu.cpp).
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include "validate.h"
+
+namespace pyinit {
+namespace {
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+using Gen = std::optional<at::Generator>;
+using Doubles = c10::ArrayRef<double>;
+
+}  // namespace
+
+void uniform_many(at::TensorList selfs, Doubles low, Doubles high, Gen generator) {
+  check_many(selfs, {low.size(), high.size()}, "uniform_many_");
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    double lo = low[i], hi = high[i];
+    check_uniform_bounds(selfs[i], lo, hi);
+    check_writable_if_any(selfs[i]);
+  }
+  static const auto uniform = op<void(at::Tensor, double, double, Gen)>("pyinit::uniform_");
+  for (size_t i = 0; i < selfs.size(); ++i) uniform.call(selfs[i], low[i], high[i], generator);
+}
+
+void normal_many(at::TensorList selfs, Doubles mean, Doubles std, Gen generator) {
+  check_many(selfs, {mean.size(), std.size()}, "normal_many_");
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    check_floating(selfs[i], "normal_");
+    check_normal_std(std[i]);
+    check_writable_if_any(selfs[i]);
+  }
+  static const auto normal = op<void(at::Tensor, double, double, Gen)>("pyinit::normal_");
+  for (size_t i = 0; i < selfs.size(); ++i) normal.call(selfs[i], mean[i], std[i], generator);
+}
+
+namespace {
+using PhiloxSignature = void(at::Tensor, double, double, int64_t, int64_t, at::IntArrayRef, at::IntArrayRef);
+}
+
+void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, at::IntArrayRef key,
+                         at::IntArrayRef offset) {
+  check_many(selfs, {low.size(), high.size(), key.size(), offset.size()}, "philox_uniform_many_");
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    double lo = low[i], hi = high[i];
+    check_uniform_bounds(selfs[i], lo, hi);
+    check_writable_if_any(selfs[i]);
+  }
+  static const auto uniform = op<PhiloxSignature>("pyinit::philox_uniform_");
+  for (size_t i = 0; i < selfs.size(); ++i) uniform.call(selfs[i], low[i], high[i], key[i], offset[i], {}, {});
+}
+
+void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, at::IntArrayRef key,
+                        at::IntArrayRef offset) {
+  check_many(selfs, {mean.size(), std.size(), key.size(), offset.size()}, "philox_normal_many_");
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    validate_philox_normal(selfs[i], std[i]);
+    check_writable_if_any(selfs[i]);
+  }
+  static const auto normal = op<PhiloxSignature>("pyinit::philox_normal_");
+  for (size_t i = 0; i < selfs.size(); ++i) normal.call(selfs[i], mean[i], std[i], key[i], offset[i], {}, {});
+}
+
+}  // namespace pyinit
