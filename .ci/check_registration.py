@@ -33,8 +33,12 @@ def main() -> int:
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}): {len(names)} pyinit operators")
     for name in names:
         # A CompositeExplicitAutograd kernel (the *_many_ loops, csrc/many.cpp) serves every device.
-        composite = torch._C._dispatch_has_kernel_for_dispatch_key(name, "CompositeExplicitAutograd")
-        has = {k: composite or torch._C._dispatch_has_kernel_for_dispatch_key(name, k) for k in keys}
+        composite = torch._C._dispatch_has_kernel_for_dispatch_key(
+            name, "CompositeExplicitAutograd"
+        )
+        has = {
+            k: composite or torch._C._dispatch_has_kernel_for_dispatch_key(name, k) for k in keys
+        }
         # register_fake installs the fake implementation behind the Meta key.
         need_cuda = args.require_cuda and name not in CPU_ONLY
         required = ["CPU", "Meta"] + (["CUDA"] if need_cuda else [])

@@ -46,8 +46,7 @@ namespace {
 using PhiloxSignature = void(at::Tensor, double, double, int64_t, int64_t, at::IntArrayRef, at::IntArrayRef);
 }
 
-void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, at::IntArrayRef key,
-                         at::IntArrayRef offset) {
+void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {low.size(), high.size(), key.size(), offset.size()}, "philox_uniform_many_");
   for (size_t i = 0; i < selfs.size(); ++i) {
     double lo = low[i], hi = high[i];
@@ -58,8 +57,7 @@ void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, at::In
   for (size_t i = 0; i < selfs.size(); ++i) uniform.call(selfs[i], low[i], high[i], key[i], offset[i], {}, {});
 }
 
-void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, at::IntArrayRef key,
-                        at::IntArrayRef offset) {
+void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {mean.size(), std.size(), key.size(), offset.size()}, "philox_normal_many_");
   for (size_t i = 0; i < selfs.size(); ++i) {
     validate_philox_normal(selfs[i], std[i]);

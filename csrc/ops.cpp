@@ -142,8 +142,7 @@ void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, IntArr
 void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key, IntArrayRef offset);
 PYINIT_KERNELS(philox_uniform_many, at::TensorList selfs, Doubles low, Doubles high, IntArrayRef key,
                IntArrayRef offset)
-PYINIT_KERNELS(philox_normal_many, at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key,
-               IntArrayRef offset)
+PYINIT_KERNELS(philox_normal_many, at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key, IntArrayRef offset)
 #undef PYINIT_KERNELS
 
 TORCH_LIBRARY_IMPL(pyinit, CompositeExplicitAutograd, m) {

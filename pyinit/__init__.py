@@ -10,7 +10,6 @@ custom initializer) and `patch_torch_init()` (make torch.nn modules construct th
 
 from . import init, philox
 from ._deferred import deferred, materialize_
-from .model import InitReport, ParamInit, init_module_
 from ._patch import patch_torch_init, restore_torch_init
 from ._selection import get_stream, set_stream, stream
 from ._support import PyinitFallbackWarning, fallback_reason
@@ -23,6 +22,7 @@ from .init import _no_grad_normal_ as _no_grad_normal_
 from .init import _no_grad_trunc_normal_ as _no_grad_trunc_normal_
 from .init import _no_grad_uniform_ as _no_grad_uniform_
 from .init import _no_grad_zero_ as _no_grad_zero_
+from .model import InitReport, ParamInit, init_module_
 
 __version__ = "0.1.0"
 

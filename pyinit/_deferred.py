@@ -34,9 +34,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from . import _patch
+from . import _patch, _support
 from ._ops import ops
-from . import _support
+from ._streams import _signed, draw_key
 from ._support import fallback_reason
 
 __all__ = ["deferred", "materialize_"]
@@ -118,7 +118,11 @@ class _Recorder(TorchDispatchMode):
         ):
             return out
         entry = _Entry(func, refs[0], refs[1], tree_map(_MetaRef.of, out))
-        if func.namespace == "pyinit" and func.__name__.startswith("philox_") and self._pending_draw:
+        if (
+            func.namespace == "pyinit"
+            and func.__name__.startswith("philox_")
+            and self._pending_draw
+        ):
             entry.draws_key = True
             entry.draw_from = self._pending_draw.pop()
         self.record.entries.append(entry)
@@ -275,8 +279,6 @@ def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tu
 
 
 def _replay(record: _Record, device: torch.device) -> None:
-    from ._streams import _signed, draw_key
-
     def to_real(x: Any) -> Any:
         if isinstance(x, _MetaRef):
             return _real_view(x, record, device)

@@ -19,23 +19,23 @@ import fnmatch
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 
 from . import init as _init
-from ._selection import current_stream, selected
 from ._batch import BatchingStream
+from ._selection import current_stream, selected
 from ._streams import PhiloxStream, name_key
 
 __all__ = ["init_module_", "InitReport", "ParamInit"]
 
 # What a rule can say to do: an initializer name, (name, kwargs), a callable taking the tensor, or
 # None (keep the current values, and count the tensor as covered for strict=True).
-Action = Union[str, tuple, Callable[[Tensor], Any], None]
-Match = Union[type, tuple, str, Callable[[str, nn.Module, Tensor], bool]]
+Action = str | tuple | Callable[[Tensor], Any] | None
+Match = type | tuple | str | Callable[[str, nn.Module, Tensor], bool]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ class _Rule:
     def action_for(self, qualname: str, module: nn.Module, pname: str, tensor: Tensor):
         """The rule's action for this tensor, or None when the rule does not match it."""
         m = self.match
-        if isinstance(m, type) or (isinstance(m, tuple) and m and all(isinstance(t, type) for t in m)):
+        if isinstance(m, type) or (
+            isinstance(m, tuple) and m and all(isinstance(t, type) for t in m)
+        ):
             if not isinstance(module, m):
                 return None
             if isinstance(self.action, dict):
@@ -274,7 +276,8 @@ def init_module_(
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-        >>> pyinit.init_module_(net, {nn.Linear: {"weight": ("normal_", {"std": 0.01}), "bias": "zeros_"}})
+        >>> rule = {"weight": ("normal_", {"std": 0.01}), "bias": "zeros_"}
+        >>> pyinit.init_module_(net, {nn.Linear: rule})
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"init_module_ expects an nn.Module, got {type(module).__name__}")
@@ -345,8 +348,8 @@ def _run(module, parsed, visits, report, generator, strict) -> None:
         ]
         if uncovered:
             raise ValueError("init_module_(strict=True): no rule covers " + ", ".join(uncovered))
-    # 2. Initialize, in visiting order, each tensor once. Named initializers run in a BatchingStream:
-    #    runs of uniform_/normal_ calls become one *_many_ operator call each (pyinit/_batch.py).
+    # 2. Initialize, in visiting order, each tensor once. Named initializers run in a
+    #    BatchingStream: runs of uniform_/normal_ calls become one *_many_ call (pyinit/_batch.py).
     stream = current_stream()
     philox = stream if isinstance(stream, PhiloxStream) else None
     seed = None

@@ -142,7 +142,9 @@ def test_meta_attribute_outside_the_record_raises():
     outside = torch.empty(3, device="meta")
     with pyinit.deferred():
         m = Odd(outside)
-    with pytest.raises(RuntimeError, match="meta tensors held outside parameters and buffers: cache"):
+    with pytest.raises(
+        RuntimeError, match="meta tensors held outside parameters and buffers: cache"
+    ):
         pyinit.materialize_(m)
 
 
@@ -167,7 +169,9 @@ def test_random_numbers_into_a_real_tensor_inside_the_block_raise():
 def test_lazy_modules_are_refused():
     with pyinit.deferred():
         net = nn.Sequential(nn.LazyLinear(4))
-    with pytest.raises(ValueError, match=r"lazy modules cannot be built deferred .*: 0.weight, 0.bias"):
+    with pytest.raises(
+        ValueError, match=r"lazy modules cannot be built deferred .*: 0.weight, 0.bias"
+    ):
         pyinit.materialize_(net)
 
 
@@ -206,7 +210,10 @@ def test_patched_names_are_restored_after_the_block():
 def test_transformers_models_equal_eager():
     transformers = pytest.importorskip("transformers")
     configs = [
-        (transformers.GPT2LMHeadModel, transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=500)),
+        (
+            transformers.GPT2LMHeadModel,
+            transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=500),
+        ),
         (
             transformers.LlamaForCausalLM,
             transformers.LlamaConfig(

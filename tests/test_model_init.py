@@ -1,4 +1,4 @@
-"""pyinit.init_module_: rules, ties, strict, lazy modules, philox keys from names; the D2L chapter."""
+"""pyinit.init_module_: rules, ties, strict, lazy modules, philox keys from names; D2L 5.2."""
 
 from __future__ import annotations
 
@@ -142,9 +142,7 @@ def test_strict_names_every_uncovered_parameter_and_writes_nothing():
     before = _state(net)
     rng = torch.get_rng_state()
     with pytest.raises(ValueError, match=r"no rule covers 2\.bias, 3\.weight, 3\.bias"):
-        pyinit.init_module_(
-            net, {"0.*": "normal_", "2.weight": "normal_"}, strict=True
-        )
+        pyinit.init_module_(net, {"0.*": "normal_", "2.weight": "normal_"}, strict=True)
     assert _equal(_state(net), before)
     assert torch.equal(torch.get_rng_state(), rng)
     report = pyinit.init_module_(net, {"0.*": "normal_", "*": None}, strict=True)
@@ -237,7 +235,9 @@ def test_tie_carried_by_a_later_name():
 
 def test_lazy_parameters_raise_with_their_names():
     net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 1))
-    with pytest.raises(ValueError, match=r"not materialized yet \(lazy modules\): 0\.weight, 0\.bias"):
+    with pytest.raises(
+        ValueError, match=r"not materialized yet \(lazy modules\): 0\.weight, 0\.bias"
+    ):
         pyinit.init_module_(net, {nn.Linear: "zeros_"})
 
 

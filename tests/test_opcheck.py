@@ -20,7 +20,15 @@ ops = torch.ops.pyinit
 
 KEY, OFFSET = 0x1234_5678_9ABC, 64
 
-SEEDED = ("uniform_", "normal_", "masked_uniform_", "trunc_normal_", "sparse_", "uniform_many_", "normal_many_")
+SEEDED = (
+    "uniform_",
+    "normal_",
+    "masked_uniform_",
+    "trunc_normal_",
+    "sparse_",
+    "uniform_many_",
+    "normal_many_",
+)
 
 
 def _float_cases(device: str, dtype: torch.dtype):

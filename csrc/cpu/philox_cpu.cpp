@@ -172,8 +172,9 @@ void philox_many_run(at::TensorList selfs, const std::vector<PhiloxCall>& calls)
   for (size_t i = 0; i < selfs.size(); ++i) {
     at::Tensor self = selfs[i];
     if (!self.is_contiguous()) {  // through a buffer, as philox_run does
-      philox_launch(self, ShardMap(self, {}, {}),
-                    [&](char* base, int64_t l, uint64_t g, int64_t n) { fill_values(calls[i], tile_fn, base, l, g, n); });
+      philox_launch(self, ShardMap(self, {}, {}), [&](char* base, int64_t l, uint64_t g, int64_t n) {
+        fill_values(calls[i], tile_fn, base, l, g, n);
+      });
       continue;
     }
     if (!has_elements_to_write(self)) continue;

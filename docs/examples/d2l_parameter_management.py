@@ -14,6 +14,7 @@ from torch import nn
 
 import pyinit
 
+
 def lazy_net() -> nn.Sequential:
     return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
 
@@ -95,7 +96,9 @@ def step_per_layer(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Modu
     hand[2].apply(init_42)
     mark()
     rules, _ = _materialized(seed)
-    pyinit.init_module_(rules, {"0.weight": "xavier_uniform_", "2.weight": ("constant_", {"val": 42})})
+    pyinit.init_module_(
+        rules, {"0.weight": "xavier_uniform_", "2.weight": ("constant_", {"val": 42})}
+    )
     mark()
     return hand, rules
 

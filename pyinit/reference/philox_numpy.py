@@ -91,7 +91,9 @@ def check_kat() -> bool:
 def name_key(seed: int, name: str) -> tuple[int, int]:
     """(key, offset) of the tensor called `name` under `seed` (docs/philox_stream.md, "Keys from
     names"): BLAKE2b-128 of the UTF-8 name, keyed by the seed's 8 little-endian bytes."""
-    h = hashlib.blake2b(digest_size=16, key=(seed % 2**64).to_bytes(8, "little"), person=b"pyinit.philox")
+    h = hashlib.blake2b(
+        digest_size=16, key=(seed % 2**64).to_bytes(8, "little"), person=b"pyinit.philox"
+    )
     h.update(name.encode("utf-8"))
     d = h.digest()
     return int.from_bytes(d[0:8], "little"), int.from_bytes(d[8:16], "little")
