@@ -13,6 +13,7 @@ implementation where pyinit has no kernel for the case (visibly: PyinitFallbackW
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import warnings
@@ -24,7 +25,7 @@ import torch
 import torch.nn.init as _torch_init
 from torch import Tensor
 
-from . import _support
+from . import _sharding, _support
 from ._ops import has_kernel, ops
 from ._support import is_dense, is_plain_tensor, use_kernel, warn_fallback
 
@@ -81,6 +82,60 @@ class Stream:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def _on_dtensor(self, primitive: str, dt: Tensor, args: tuple, kwargs: dict) -> Tensor:
+        """`primitive` on a DTensor (Note [DTensor shards]): the whole tensor is drawn on every
+        rank, as one device would draw it (so every generator ends where one device's would), and
+        each rank keeps the elements of its shard."""
+        local, global_shape, blocks = _sharding.shard_blocks(dt)
+        full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
+        getattr(self, primitive)(full, *args, **kwargs)
+        _copy_blocks(full, blocks, dt)
+        return dt
+
+
+# Note [DTensor shards]
+# ~~~~~~~~~~~~~~~~~~~~~
+# A random primitive given a DTensor writes only the rank's local shard, which gets exactly the
+# values the same call writes into those elements of the whole tensor on one device (fans and
+# bounds come from the global shape: init.py reads tensor.shape). No collective runs.
+# pyinit/_sharding.py finds which global elements the shard holds, as blocks of consecutive
+# indices. The philox stream writes each block directly (its values are a function of the global
+# index). The torch stream draws the whole tensor on every rank and keeps its shard: torch's CPU
+# generator is sequential, so that is what "the values one device would draw" costs (a temporary
+# of the full tensor's size, and the full draw's time, per rank); every rank's generator then
+# ends where one device's would.
+_PRIMITIVES = ("uniform_", "normal_", "trunc_normal_", "masked_uniform_", "sparse_")
+# Arguments of each primitive after the tensor, before the optional generator.
+_ARITY = {"uniform_": 2, "normal_": 2, "trunc_normal_": 4, "masked_uniform_": 3, "sparse_": 2}
+
+
+def _dtensor_aware(cls: type) -> type:
+    """Routes the class's random primitives to _on_dtensor when handed a DTensor."""
+
+    def wrap(name: str, method: Callable) -> Callable:
+        @functools.wraps(method)
+        def primitive(self, tensor, *args, **kwargs):
+            if _sharding.is_dtensor(tensor):
+                return self._on_dtensor(name, tensor, args, kwargs)
+            return method(self, tensor, *args, **kwargs)
+
+        return primitive
+
+    for name in _PRIMITIVES:
+        setattr(cls, name, wrap(name, cls.__dict__[name]))
+    return cls
+
+
+def _copy_blocks(full: Tensor, blocks: list, dt: Tensor) -> None:
+    """Each block of the local shard gets its elements of `full`; the DTensor's version moves."""
+    with torch.no_grad():
+        for block in blocks:
+            index = tuple(
+                slice(s, s + n) for s, n in zip(block.start, block.local.shape, strict=True)
+            )
+            block.local.copy_(full[index])
+    torch.autograd.graph.increment_version(dt)
+
 
 def _trunc_normal_kernel_reason(tensor: Tensor, p: float) -> str | None:
     if not p > 0.3:
@@ -105,6 +160,7 @@ def _warn_far_mean(mean: float, std: float, a: float, b: float, stacklevel: int)
         )
 
 
+@_dtensor_aware
 class TorchStream(Stream):
     """torch's own random stream: the values torch.nn.init writes, and the generator state it
     leaves, from pyinit's kernels (torch's implementation where there is none)."""
@@ -169,6 +225,8 @@ class TorchStream(Stream):
     def orthogonal_gaussian(
         self, tensor: Tensor, rows: int, cols: int, generator: Any = None
     ) -> Tensor | None:
+        if _sharding.is_dtensor(tensor):  # the whole matrix, on every rank (Note [DTensor shards])
+            tensor = tensor.to_local()
         if not use_kernel(tensor, "orthogonal_finish_"):
             return None
         flattened = tensor.new_empty((rows, cols))
@@ -180,6 +238,9 @@ class TorchStream(Stream):
     def orthogonal_finish_(
         self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
     ) -> None:
+        if _sharding.is_dtensor(target):
+            _orthogonal_finish_sharded(self, target, q, r, gain, transposed)
+            return
         ops.orthogonal_finish_(target, q, r, gain, transposed)
 
 
@@ -254,6 +315,7 @@ def _philox_fallback_reason(tensor: Tensor) -> str | None:
     return f"no philox kernel for {type(tensor).__name__} {tensor.dtype} {tensor.layout}"
 
 
+@_dtensor_aware
 class PhiloxStream(Stream):
     """The counter-based stream (docs/philox_stream.md): each call draws one (key, offset) with
     draw_key, and element i of the (global) tensor gets a pure function of (key, offset, i).
@@ -295,6 +357,21 @@ class PhiloxStream(Stream):
         except BaseException:
             restore()
             raise
+
+    def _on_dtensor(self, primitive: str, dt: Tensor, args: tuple, kwargs: dict) -> Tensor:
+        """Each block of the rank's shard written directly with one key for the whole call, drawn
+        as a call on the whole tensor draws it (Note [DTensor shards])."""
+        if self.shard is not None:
+            raise ValueError("pyinit: a DTensor inside init_shard_ (the shard is given twice)")
+        local, global_shape, blocks = _sharding.shard_blocks(dt)
+        generator = kwargs.get("generator", args[-1] if len(args) > _ARITY[primitive] else None)
+        with self._call_key(generator) as key:
+            proxy = torch.empty(global_shape, dtype=local.dtype, device="meta")
+            for block in blocks:
+                stream = PhiloxStream(shard=Shard(block.local, global_shape, block.start), key=key)
+                getattr(stream, primitive)(proxy, *args, **kwargs)
+        torch.autograd.graph.increment_version(dt)
+        return dt
 
     def _target(self, tensor: Tensor) -> tuple[Tensor, list[int], list[int]]:
         """The tensor to write and its (global_shape, start): the shard's block when sharded."""
@@ -425,8 +502,22 @@ class PhiloxStream(Stream):
     def orthogonal_finish_(
         self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
     ) -> None:
+        if _sharding.is_dtensor(target):
+            _orthogonal_finish_sharded(self, target, q, r, gain, transposed)
+            return
         q *= torch.sign(torch.diag(r, 0))
         if transposed:
             q.t_()
         target.copy_(q)
         target.mul_(gain)
+
+
+def _orthogonal_finish_sharded(
+    stream: Stream, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
+) -> None:
+    """orthogonal_ on a DTensor: every rank factorized the whole Gaussian (no gather: each draws
+    it), finishes the whole matrix, and keeps its shard (Note [DTensor shards])."""
+    local, global_shape, blocks = _sharding.shard_blocks(target)
+    full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
+    stream.orthogonal_finish_(full, q, r, gain, transposed)
+    _copy_blocks(full, blocks, target)

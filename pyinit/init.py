@@ -19,7 +19,7 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 from typing_extensions import ParamSpec
 
-from . import _support
+from . import _sharding, _support
 from ._ops import ops
 from ._selection import current_stream
 from ._support import use_kernel
@@ -127,6 +127,8 @@ def _torch_fill_is_right(tensor: Tensor) -> bool:
     """Fills that torch's own code serves as well as a kernel could, taken without a warning: a
     plain tensor of a non-floating dtype (an int64 buffer such as BERT's token_type_ids) or with
     overlapping elements (an expanded view, which pyinit's fill kernels refuse and torch writes)."""
+    if _sharding.is_dtensor(tensor):
+        return True  # each rank fills its local shard (torch's DTensor fill_ is local)
     if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.layout != torch.strided:
         return False
     if not tensor.is_floating_point():

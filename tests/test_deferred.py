@@ -148,6 +148,7 @@ def test_meta_attribute_outside_the_record_raises():
         pyinit.materialize_(m)
 
 
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")
 def test_reading_values_during_construction_raises():
     class ReadsValues(nn.Module):
         def __init__(self):

@@ -1,0 +1,148 @@
+"""DTensor shards (gloo, CPU, spawned processes): each rank's shard holds exactly its block of the
+tensor one device would initialize, with no collective, and every generator ends where one
+device's would (Note [DTensor shards], pyinit/_streams.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo"
+)
+
+INITIALIZERS = [
+    ("uniform_", {"a": -1.0, "b": 2.0}),
+    ("normal_", {"std": 0.5}),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}),
+    ("xavier_normal_", {}),
+    ("trunc_normal_", {"std": 0.02}),
+    ("masked_uniform_", {}),
+    ("sparse_", {"sparsity": 0.3}),
+    ("orthogonal_", {"gain": 2.0}),
+    ("constant_", {"val": 3.0}),
+]
+
+
+def _cases(world: int):
+    """(shape, mesh shape, placements as names) for this world size."""
+    cases = [
+        ((7, 5), (world,), ("S0",)),  # uneven rows
+        ((6, 9), (world,), ("S1",)),  # uneven columns
+        ((3, 4), (world,), ("S0",)),  # with 4 ranks, one shard is empty
+        ((5, 3), (world,), ("R",)),
+    ]
+    if world == 4:
+        cases += [
+            ((9, 6), (2, 2), ("S0", "S1")),
+            ((8, 6), (2, 2), ("SS0", "S0")),  # FSDP2 + TP style strided shard
+            ((7, 5), (2, 2), ("R", "S0")),
+        ]
+    return cases
+
+
+def _placements(names):
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    table = {
+        "S0": Shard(0),
+        "S1": Shard(1),
+        "R": Replicate(),
+        "SS0": _StridedShard(0, split_factor=2),
+    }
+    return [table[n] for n in names]
+
+
+class _CountCollectives(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace in ("c10d", "_c10d_functional", "c10d_functional"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _worker(rank: int, world: int, port: int, results) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        import warnings
+
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import distribute_tensor
+
+        import pyinit
+
+        warnings.simplefilter("error", pyinit.PyinitFallbackWarning)
+        torch.set_num_threads(1)
+        checked = 0
+        # The counter sees collectives (so a count of 0 below means something).
+        with _CountCollectives() as probe:
+            dist.all_reduce(torch.ones(1))
+        assert probe.count >= 1, "the collective counter saw nothing"
+        for shape, mesh_shape, names in _cases(world):
+            mesh = init_device_mesh("cpu", mesh_shape)
+            placements = _placements(names)
+            for stream in ("torch", "philox"):
+                for name, kwargs in INITIALIZERS:
+                    if name in ("sparse_", "orthogonal_") and len(shape) != 2:
+                        continue
+                    fn = getattr(pyinit, name)
+                    torch.manual_seed(1234)
+                    full = torch.empty(shape)
+                    with pyinit.stream(stream):
+                        fn(full, **kwargs)
+                    state_one_device = torch.get_rng_state()
+                    expected = distribute_tensor(full, mesh, placements).to_local()
+                    dt = distribute_tensor(torch.full(shape, float("nan")), mesh, placements)
+                    version = dt._version
+                    torch.manual_seed(1234)
+                    with _CountCollectives() as counter, pyinit.stream(stream):
+                        out = fn(dt, **kwargs)
+                    where = f"{name} {stream} {shape} {names} rank {rank}/{world}"
+                    assert out is dt, where
+                    assert counter.count == 0, f"{where}: {counter.count} collectives"
+                    assert torch.equal(dt.to_local(), expected), where
+                    assert torch.equal(torch.get_rng_state(), state_one_device), where
+                    assert dt._version > version, where
+                    checked += 1
+        # Distinct shards differ (torch 2.13's own nn.init gives every rank the same values).
+        mesh = init_device_mesh("cpu", (world,))
+        dt = distribute_tensor(torch.zeros(world * 4, 8), mesh, _placements(("S0",)))
+        torch.manual_seed(0)
+        pyinit.kaiming_uniform_(dt)
+        locals_ = [None] * world
+        dist.all_gather_object(locals_, dt.to_local())
+        for other in locals_[1:]:
+            assert not torch.equal(other, locals_[0])
+        results.put((rank, checked))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_shards_equal_one_device(world):
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    mp.start_processes(
+        _worker, args=(world, _free_port(), results), nprocs=world, start_method="spawn"
+    )
+    counts = dict(results.get() for _ in range(world))
+    assert sorted(counts) == list(range(world))
+    assert all(c > 20 for c in counts.values()), counts
