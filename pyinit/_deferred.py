@@ -23,6 +23,7 @@ See docs/model_init.md.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from . import _patch, _support
+from . import _patch, _sharding, _support
 from ._ops import ops
 from ._streams import _signed, draw_key
 from ._support import fallback_reason
@@ -63,6 +64,9 @@ class _Record:
     made: set[int] = field(default_factory=set)
     replayed_on: torch.device | None = None
     real: dict[int, torch.UntypedStorage] = field(default_factory=dict)
+    # module -> {parameter or buffer name: the meta tensor registered under it}: what a sharded
+    # model (FSDP2 replaces its parameters by DTensors) is materialized from.
+    sources: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
 
 def _storage_id(t: Tensor) -> int:
@@ -152,6 +156,33 @@ _records: list[_Record] = []
 
 
 @contextlib.contextmanager
+def _registrations(record: _Record) -> Iterator[None]:
+    """Remember, per module, the meta tensor each parameter and buffer name was registered with."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def remember(module: nn.Module, name: str, tensor: Any) -> None:
+        if isinstance(tensor, Tensor) and tensor.is_meta and not is_lazy(tensor):
+            record.sources.setdefault(module, {})[name] = _MetaRef.of(tensor)
+
+    def parameter(self, name, param):
+        register_parameter(self, name, param)
+        remember(self, name, param)
+
+    def buffer(self, name, tensor, persistent=True):
+        register_buffer(self, name, tensor, persistent)
+        remember(self, name, tensor)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = parameter, buffer
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = (
+            register_parameter,
+            register_buffer,
+        )
+
+
+@contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Build modules inside the block on the meta device, recording how they are initialized, for
     ``materialize_``. Nothing is allocated and no generator is consumed inside the block.
@@ -164,7 +195,13 @@ def deferred() -> Iterator[None]:
     record = _Record()
     outer = _support._deferred.recorder
     recorder = _Recorder(record)
-    with torch.device(_META), _DataFactories(), _patch._Patch(everywhere=True), recorder:
+    with (
+        torch.device(_META),
+        _DataFactories(),
+        _patch._Patch(everywhere=True),
+        _registrations(record),
+        recorder,
+    ):
         _support._deferred.recorder = recorder
         try:
             yield
@@ -212,6 +249,8 @@ def materialize_(
             "materialize_: lazy modules cannot be built deferred (their shapes come from the "
             "first forward): " + ", ".join(lazy)
         )
+    if any(_sharding.is_dtensor(t) and t.is_meta for t in _tensors_of(model).values()):
+        return _materialize_sharded(model, device)
     record = _find_record(model)
     if record.replayed_on is None:
         _replay(record, device)
@@ -222,6 +261,55 @@ def materialize_(
             f"built in one block are materialized on one device (asked: {device})"
         )
     _swap_in(model, record, device)
+    return model
+
+
+def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
+    """A model whose parameters were sharded after deferred construction (FSDP2's fully_shard,
+    DTensor tensor parallelism): the record is replayed whole on every rank (each rank computes
+    the full tensors, transiently: the cost of equality with one device in the torch stream),
+    ``model.to_empty`` lets the sharding framework allocate its own storage, and every parameter
+    and buffer gets its values in place: a DTensor exactly the elements of its shard
+    (Note [DTensor shards]), a plain tensor all of them."""
+    modules = [m for _, m in model.named_modules()]
+    record = next((r for r in reversed(_records) if any(m in r.sources for m in modules)), None)
+    if record is None:
+        raise ValueError("materialize_: the module was not built inside pyinit.deferred()")
+    if record.replayed_on is None:
+        _replay(record, device)
+        record.replayed_on = device
+    elif record.replayed_on != device:
+        raise ValueError(
+            f"materialize_: this deferred() block was replayed on {record.replayed_on}"
+        )
+    model.to_empty(device=device)
+    missing = []
+    with torch.no_grad():
+        for prefix, m in model.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            sources = record.sources.get(m, {})
+            for name, t in list(m._parameters.items()) + list(m._buffers.items()):
+                if t is None:
+                    continue
+                source = sources.get(name)
+                if source is None:
+                    missing.append(dot + name)
+                    continue
+                full = _real_view(source, record, device)
+                if _sharding.is_dtensor(t):
+                    _, _, blocks = _sharding.shard_blocks(t)
+                    for block in blocks:
+                        index = tuple(
+                            slice(s, s + n)
+                            for s, n in zip(block.start, block.local.shape, strict=True)
+                        )
+                        block.local.copy_(full[index])
+                else:
+                    t.copy_(full)
+    if missing:
+        raise RuntimeError(
+            "pyinit.materialize_: no recorded construction for " + ", ".join(missing)
+        )
     return model
 
 

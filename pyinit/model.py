@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 
+from . import _sharding
 from . import init as _init
 from ._batch import BatchingStream
 from ._selection import current_stream, selected
@@ -209,6 +210,8 @@ def _apply_order(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.
 
 def _alias_key(tensor: Tensor) -> tuple:
     """Tensors with equal keys are the same elements (a tied parameter under several names)."""
+    if _sharding.is_dtensor(tensor):  # its local shard stands for it
+        tensor = tensor.to_local()
     if tensor.device.type == "meta" or tensor.numel() == 0:
         return ("object", id(tensor))
     storage = tensor.untyped_storage()

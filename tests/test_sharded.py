@@ -146,3 +146,100 @@ def test_shards_equal_one_device(world):
     counts = dict(results.get() for _ in range(world))
     assert sorted(counts) == list(range(world))
     assert all(c > 20 for c in counts.values()), counts
+
+
+# ---- FSDP2 and tensor parallelism, end to end ---------------------------------------------------
+
+
+def _mlp():
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3), nn.LayerNorm(3))
+
+
+def _model_worker(rank: int, world: int, port: int, results) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        import warnings
+
+        from torch import nn
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.tensor.parallel import (
+            ColwiseParallel,
+            RowwiseParallel,
+            parallelize_module,
+        )
+
+        import pyinit
+
+        warnings.simplefilter("error", pyinit.PyinitFallbackWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        torch.set_num_threads(1)
+        mesh = init_device_mesh("cpu", (world,))
+        rules = {
+            nn.Linear: {
+                "weight": ("kaiming_uniform_", {"a": math.sqrt(5)}),
+                "bias": ("normal_", {"std": 0.1}),
+            }
+        }
+
+        def full_state(model):
+            return {
+                k: v.full_tensor() if hasattr(v, "full_tensor") else v
+                for k, v in model.state_dict().items()
+            }
+
+        def same(a, b):
+            return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+        checked = 0
+        for stream in ("torch", "philox"):
+            with pyinit.stream(stream):
+                # init_module_ on an FSDP2-sharded model == on the model on one device
+                torch.manual_seed(0)
+                one = _mlp()
+                torch.manual_seed(5)
+                pyinit.init_module_(one, rules)
+                torch.manual_seed(0)
+                sharded = _mlp()
+                fully_shard(sharded, mesh=mesh)
+                torch.manual_seed(5)
+                pyinit.init_module_(sharded, rules)
+                assert same(full_state(sharded), one.state_dict()), f"fsdp2 init_module_ {stream}"
+                # tensor parallelism (colwise then rowwise)
+                torch.manual_seed(0)
+                tp = _mlp()
+                plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
+                parallelize_module(tp, mesh, plan)
+                torch.manual_seed(5)
+                pyinit.init_module_(tp, rules)
+                assert same(full_state(tp), one.state_dict()), f"tp init_module_ {stream}"
+                # deferred construction, fully_shard, materialize_ == eager construction
+                torch.manual_seed(0)
+                with pyinit.patch_torch_init():  # eager construction in this stream
+                    eager = _mlp()
+                with pyinit.deferred():
+                    deferred = _mlp()
+                fully_shard(deferred, mesh=mesh)
+                torch.manual_seed(0)
+                pyinit.materialize_(deferred, "cpu")
+                assert same(full_state(deferred), eager.state_dict()), f"fsdp2 deferred {stream}"
+                deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
+                checked += 3
+        results.put((rank, checked))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_fsdp2_and_tensor_parallel_models_equal_one_device(world):
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    mp.start_processes(
+        _model_worker, args=(world, _free_port(), results), nprocs=world, start_method="spawn"
+    )
+    counts = dict(results.get() for _ in range(world))
+    assert counts == {r: 6 for r in range(world)}
