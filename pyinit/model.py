@@ -209,20 +209,13 @@ def _apply_order(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.
 
 
 def _alias_key(tensor: Tensor) -> tuple:
-    """Tensors with equal keys are the same elements (a tied parameter under several names)."""
+    """Tensors with equal keys are the same elements (a tied parameter under several names): the
+    same first element (device, address), shape, strides and dtype."""
     if _sharding.is_dtensor(tensor):  # its local shard stands for it
         tensor = tensor.to_local()
     if tensor.device.type == "meta" or tensor.numel() == 0:
         return ("object", id(tensor))
-    storage = tensor.untyped_storage()
-    return (
-        str(tensor.device),
-        storage.data_ptr(),
-        tensor.storage_offset(),
-        tuple(tensor.shape),
-        tuple(tensor.stride()),
-        tensor.dtype,
-    )
+    return (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
 
 
 @dataclass

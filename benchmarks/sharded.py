@@ -1,0 +1,115 @@
+"""Sharded initialization on gloo processes: ``python -m benchmarks.sharded [--worlds 2,4]``.
+
+Each world size spawns that many CPU processes (gloo), makes a ``Shard(0)`` DTensor of
+``--shape`` (float32) and times, side by side in one interleaved loop (a barrier before each
+call; the figure is the slowest rank's, median over repeats):
+
+- ``fill_ (local)``: ``fill_`` on the local shard, the ceiling;
+- ``torch.nn.init``: torch's own ``kaiming_uniform_`` on the DTensor (on torch 2.13 every rank gets
+  the same values: not the single-device tensor);
+- ``pyinit[torch]``: equal to the single-device tensor; every rank draws the whole tensor;
+- ``pyinit[philox]``: equal to the single-device philox tensor; every rank writes only its shard.
+
+Torch threads per process: cores // world (at least 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def _worker(rank, world, port, shape, repeats, queue):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import Shard, distribute_tensor
+
+        import pyinit
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        mesh = init_device_mesh("cpu", (world,))
+        dt = distribute_tensor(torch.zeros(shape), mesh, [Shard(0)])
+        a = math.sqrt(5)
+
+        def fill():
+            with torch.no_grad():
+                dt.to_local().fill_(0.5)
+
+        def in_stream(name):
+            def run():
+                with pyinit.stream(name):
+                    pyinit.kaiming_uniform_(dt, a=a)
+
+            return run
+
+        contenders = {
+            "fill_ (local)": fill,
+            "torch.nn.init": lambda: torch.nn.init.kaiming_uniform_(dt, a=a),
+            "pyinit[torch]": in_stream("torch"),
+            "pyinit[philox]": in_stream("philox"),
+        }
+        times = {k: [] for k in contenders}
+        for fn in contenders.values():  # warm-up
+            fn()
+        for _ in range(repeats):
+            for label, fn in contenders.items():
+                dist.barrier()
+                t0 = time.perf_counter()
+                fn()
+                elapsed = torch.tensor([time.perf_counter() - t0])
+                dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank
+                times[label].append(float(elapsed))
+        if rank == 0:
+            queue.put({k: statistics.median(v) for k, v in times.items()})
+    finally:
+        dist.destroy_process_group()
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sharded", description=__doc__)
+    p.add_argument("--worlds", default="2,4", help="world sizes (default 2,4)")
+    p.add_argument("--shape", default="8192,2048", help="global shape (default 8192,2048)")
+    p.add_argument("--repeats", type=int, default=7)
+    args = p.parse_args(argv)
+    shape = tuple(int(s) for s in args.shape.split(","))
+    print(
+        f"sharded kaiming_uniform_ on a Shard(0) DTensor {shape} float32, gloo, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}; slowest rank, median of "
+        f"{args.repeats}"
+    )
+    print(f"{'world':>5}  {'contender':<16}{'median':>10}  {'x fill_':>8}  {'vs torch':>9}")
+    ctx = mp.get_context("spawn")
+    for world in (int(w) for w in args.worlds.split(",")):
+        queue = ctx.SimpleQueue()
+        mp.start_processes(
+            _worker,
+            args=(world, _port(), shape, args.repeats, queue),
+            nprocs=world,
+            start_method="spawn",
+        )
+        result = queue.get()
+        fill, base = result["fill_ (local)"], result["torch.nn.init"]
+        for label, t in result.items():
+            print(f"{world:>5}  {label:<16}{t * 1e3:>8.2f} ms  {t / fill:>8.2f}  {base / t:>8.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
