@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import statistics
 import time
 
@@ -76,17 +75,12 @@ def _worker(rank, world, port, shape, repeats, queue):
         dist.destroy_process_group()
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.sharded", description=__doc__)
     p.add_argument("--worlds", default="2,4", help="world sizes (default 2,4)")
     p.add_argument("--shape", default="8192,2048", help="global shape (default 8192,2048)")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--port", type=int, default=29600, help="gloo port base (+ world size)")
     args = p.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     print(
@@ -100,7 +94,7 @@ def main(argv=None) -> int:
         queue = ctx.SimpleQueue()
         mp.start_processes(
             _worker,
-            args=(world, _port(), shape, args.repeats, queue),
+            args=(world, args.port + world, shape, args.repeats, queue),
             nprocs=world,
             start_method="spawn",
         )
