@@ -124,6 +124,9 @@ class BatchingStream(Stream):
         self.flush()
         return self._target().orthogonal_gaussian(tensor, rows, cols, generator)
 
+    def qr(self, matrix):
+        return self._target().qr(matrix)
+
     def orthogonal_finish_(self, target, q, r, gain, transposed):
         self.flush()
         return self._target().orthogonal_finish_(target, q, r, gain, transposed)

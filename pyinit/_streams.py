@@ -73,6 +73,10 @@ class Stream:
         takes; None where the stream has no kernel for `tensor` (then torch's orthogonal_ runs)."""
         raise NotImplementedError
 
+    def qr(self, matrix: Tensor) -> tuple[Tensor, Tensor]:
+        """The QR factorization orthogonal_ uses (torch.linalg.qr, as torch.nn.init)."""
+        return torch.linalg.qr(matrix)
+
     def orthogonal_finish_(
         self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
     ) -> None:
@@ -310,6 +314,8 @@ class Shard:
 
 
 def _philox_fallback_reason(tensor: Tensor) -> str | None:
+    if _support.is_functorch_wrapped(tensor):
+        return "inside a torch.func transform (vmap, grad)"
     if is_plain_tensor(tensor) and tensor.layout == torch.strided and tensor.dtype in _FLOAT_DTYPES:
         return None
     return f"no philox kernel for {type(tensor).__name__} {tensor.dtype} {tensor.layout}"
@@ -489,6 +495,20 @@ class PhiloxStream(Stream):
                 )
                 target.masked_fill_(torch.logical_not(keep).to(target.device), 0.0)
         return tensor
+
+    def qr(self, matrix: Tensor) -> tuple[Tensor, Tensor]:
+        """On CPU, with one thread: LAPACK's blocked QR splits its work by the thread count, and so
+        do its roundings; the stream promises the same values for any thread count."""
+        if matrix.device.type != "cpu" or torch.compiler.is_compiling():
+            return torch.linalg.qr(matrix)
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return torch.linalg.qr(matrix)
+        torch.set_num_threads(1)
+        try:
+            return torch.linalg.qr(matrix)
+        finally:
+            torch.set_num_threads(threads)
 
     def orthogonal_gaussian(
         self, tensor: Tensor, rows: int, cols: int, generator: Any = None

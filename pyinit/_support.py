@@ -73,12 +73,24 @@ def is_dense(tensor: torch.Tensor) -> bool:
     return True
 
 
+def is_functorch_wrapped(tensor: torch.Tensor) -> bool:
+    """A tensor seen inside torch.func.vmap / grad: torch's own random operators implement vmap's
+    `randomness` modes; pyinit's operators have no batching rules. (Not asked while torch.compile
+    traces: Dynamo cannot trace the check, and traces vmap with its own machinery.)"""
+    return not torch.compiler.is_compiling() and _is_functorch_wrapped(tensor)
+
+
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
 def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     """None when pyinit::<op> can run on `tensor`, else why not."""
     if not isinstance(tensor, torch.Tensor):
         return "not a tensor"
     if not is_plain_tensor(tensor):
         return f"tensor subclass {type(tensor).__name__}"
+    if is_functorch_wrapped(tensor):
+        return "inside a torch.func transform (vmap, grad)"
     if tensor.layout != torch.strided:
         return f"layout {tensor.layout}"
     if tensor.dtype not in _FLOAT_DTYPES:

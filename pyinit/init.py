@@ -129,6 +129,8 @@ def _torch_fill_is_right(tensor: Tensor) -> bool:
     overlapping elements (an expanded view, which pyinit's fill kernels refuse and torch writes)."""
     if _sharding.is_dtensor(tensor):
         return True  # each rank fills its local shard (torch's DTensor fill_ is local)
+    if _support.is_functorch_wrapped(tensor):
+        return True  # inside vmap/grad: torch's fills have the batching rules
     if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.layout != torch.strided:
         return False
     if not tensor.is_floating_point():
@@ -646,7 +648,7 @@ def orthogonal_(
         flattened.t_()
 
     # Compute the qr factorization
-    q, r = torch.linalg.qr(flattened)
+    q, r = stream.qr(flattened)
     with torch.no_grad():
         stream.orthogonal_finish_(tensor.view(rows, cols), q, r, gain, rows < cols)
     return tensor

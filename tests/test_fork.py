@@ -27,7 +27,10 @@ FORK_CHILD = textwrap.dedent(
         torch.manual_seed(0)
         got = pyinit.normal_(torch.empty(1 << 21))
         torch.randn(1 << 21) * 2               # torch's own OpenMP-parallel op
-        os._exit(0 if torch.equal(got, expected) else 3)
+        torch.set_num_threads(2)               # pyinit's helper threads, made anew in the child
+        torch.manual_seed(0)
+        again = pyinit.normal_(torch.empty(1 << 21))
+        os._exit(0 if torch.equal(got, expected) and torch.equal(again, expected) else 3)
     _, status = os.waitpid(pid, 0)
     sys.exit(os.waitstatus_to_exitcode(status))
     """

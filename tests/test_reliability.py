@@ -127,3 +127,69 @@ def test_philox_refuses_before_drawing(case):
             getattr(pyinit.philox, name)(make(), *args, **kwargs)
     assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+# ---- torch.func.vmap: torch's own random operators implement its randomness modes -------------
+
+VMAP_CASES = [
+    ("uniform_", {"a": -1.0, "b": 2.0}),
+    ("normal_", {"std": 0.5}),
+    ("trunc_normal_", {"std": 0.5}),
+    ("kaiming_uniform_", {}),
+    ("xavier_normal_", {}),
+    ("zeros_", {}),
+    ("constant_", {"val": 2.0}),
+]
+
+
+def _vmapped(fn, kwargs, randomness):
+    x = torch.zeros(3, 4, 5)
+    torch.manual_seed(0)
+    try:
+        out = torch.func.vmap(lambda t: fn(t, **kwargs), randomness=randomness)(x)
+    except Exception as exc:  # compared with torch's below
+        return type(exc), str(exc), torch.get_rng_state()
+    return out, None, torch.get_rng_state()
+
+
+@pytest.mark.parametrize("randomness", ["different", "same", "error"])
+@pytest.mark.parametrize("name, kwargs", VMAP_CASES, ids=[c[0] for c in VMAP_CASES])
+def test_vmap_behaves_as_torch(name, kwargs, randomness):
+    expected = _vmapped(getattr(torch.nn.init, name), kwargs, randomness)
+    random = name not in ("zeros_", "constant_")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = _vmapped(getattr(pyinit, name), kwargs, randomness)
+    fallbacks = [w for w in caught if issubclass(w.category, pyinit.PyinitFallbackWarning)]
+    if isinstance(expected[0], torch.Tensor):
+        assert torch.equal(got[0], expected[0])
+        # randomness="different" gives each batch element its own values, "same" one set
+        if random:
+            assert torch.equal(got[0][0], got[0][1]) == (randomness == "same")
+    else:
+        assert got[0] is expected[0] and got[1] == expected[1]
+    assert torch.equal(got[2], expected[2])
+    # A random initializer says that it runs torch's operators under vmap; fills are torch's path.
+    assert bool(fallbacks) == random
+    if fallbacks:
+        assert "torch.func transform" in str(fallbacks[0].message)
+
+
+# ---- philox orthogonal_: the same values for any thread count ------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (300, 1000), (16, 3, 3, 3)])
+def test_philox_orthogonal_is_independent_of_the_thread_count(shape):
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 4):
+            torch.set_num_threads(n)
+            w = torch.empty(shape, dtype=torch.float64)
+            torch.manual_seed(0)
+            pyinit.philox.orthogonal_(w)
+            results.append(w)
+        assert all(torch.equal(results[0], r) for r in results[1:])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads

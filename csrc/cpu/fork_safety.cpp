@@ -4,11 +4,12 @@
 // inherits the thread pool's bookkeeping but not its threads, and its next parallel region waits forever
 // in the pool's barrier. torch.nn.init's CPU kernels are serial, so code that forks after initializing
 // (os.fork, multiprocessing's 'fork' start method, the Linux default before Python 3.14) never hit this;
-// pyinit's kernels are parallel (at::parallel_for over `#pragma omp parallel`), so without this handler
-// such a child would hang in its next pyinit call. The child handler sets the child's OpenMP thread count
-// to 1: at::parallel_for then runs inline (torch's own parallel CPU ops too, which otherwise hang in the
-// same way), and values are unchanged (every kernel is bit-identical at any thread count). A child that
-// wants threads back can call torch.set_num_threads(n), at the same risk as with torch alone.
+// pyinit's kernels are parallel, and torch's own parallel ops run after them, so without this handler such
+// a child would hang in its next parallel region. The child handler sets the child's OpenMP thread count to
+// 1: loops then run inline (torch's own parallel CPU ops too, which otherwise hang in the same way), and
+// values are unchanged (every kernel is bit-identical at any thread count). A child that calls
+// torch.set_num_threads(n) gets new pyinit helper threads of its own (csrc/cpu/parallel.cpp: the parent's
+// are not in the child), and torch's OpenMP ops at the same risk as with torch alone.
 #include <omp.h>
 #include <pthread.h>
 

@@ -1,6 +1,6 @@
 // CPU implementations of the philox stream's operators (see docs/philox_stream.md). Values are a pure function
-// of the global element index, so the work is split over at::parallel_for freely: the thread count never changes
-// a value.
+// of the global element index, so the work is split over parallel_for (csrc/cpu/parallel.h) freely: the thread
+// count never changes a value.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "cpu/cpu_isa.h"
 #include "cpu/philox_tile_kernels.h"
 #include "memory_order.h"
@@ -31,9 +32,9 @@ constexpr int64_t kPhiloxGrain = 1 << 15;
 PhiloxFloatTileFn float_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_float_tile); }
 PhiloxBitsTileFn bits_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_bits_tile); }
 
-// The work is split with at::parallel_for. torch's CPU builds use its OpenMP backend, whose parallel_for is an
-// inline `#pragma omp parallel` in torch's headers: this file must be compiled with -fopenmp (setup.py and
-// CMakeLists.txt pass it), or every loop below would run on one thread whatever torch.set_num_threads says.
+// torch's thread count (at::get_num_threads, which parallel_for follows) comes from its OpenMP backend, inline in
+// torch's headers: this file must be compiled with -fopenmp (setup.py and CMakeLists.txt pass it), or the count
+// would read 1 and every loop below would run on one thread whatever torch.set_num_threads says.
 #if AT_PARALLEL_OPENMP && !defined(_OPENMP)
 #error "pyinit: compile with -fopenmp: torch uses the OpenMP backend, so at::parallel_for would run serially"
 #endif
@@ -45,7 +46,7 @@ void philox_launch(at::Tensor& self, const ShardMap& map, F&& fill) {
   if (!has_elements_to_write(self)) return;
   at::Tensor buffer = self.is_contiguous() ? self : at::empty(self.sizes(), self.options());
   char* base = static_cast<char*>(buffer.data_ptr());
-  at::parallel_for(0, buffer.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, buffer.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
     map.for_each_run(begin, end, [&](int64_t l, uint64_t g, int64_t n) { fill(base, l, g, n); });
   });
   if (!buffer.is_same(self)) copy_into(self, buffer);
@@ -183,7 +184,7 @@ void philox_many_run(at::TensorList selfs, const std::vector<PhiloxCall>& calls)
     ends.push_back(total);
   }
   if (fused.empty()) return;
-  at::parallel_for(0, total, kPhiloxGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(0, total, kPhiloxGrain, [&](int64_t begin, int64_t end) {
     size_t k = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
     while (begin < end) {
       const int64_t first = k == 0 ? 0 : ends[k - 1];
@@ -402,7 +403,7 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
   const bool contiguous_rows = stride1 == element_size;
   const int64_t bitmap_row = (strip + 63) / 64;  // uint64 words per local row
 
-  at::parallel_for(first_strip, end_strip, 1, [&](int64_t strip_begin, int64_t strip_end) {
+  parallel_for(first_strip, end_strip, 1, [&](int64_t strip_begin, int64_t strip_end) {
     std::vector<uint32_t> band_counts(static_cast<size_t>(strip)), low_counts(static_cast<size_t>(strip));
     std::vector<uint32_t> band_words, band_cols;
     std::vector<int64_t> row_start(static_cast<size_t>(rows + 1)), column_start(static_cast<size_t>(strip + 1));

@@ -7,6 +7,7 @@
 
 #include <limits>
 
+#include "cpu/parallel.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "torch_randperm.h"
 #include "validate.h"
@@ -130,7 +131,7 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
     });
     const ZeroMask mask{mask_words, cols, stride};
     const auto& kernels = torch_stream_kernels();
-    at::parallel_for(0, n / 16, kPipelineBlock / 16, [&](int64_t begin, int64_t end) {
+    parallel_for(0, n / 16, kPipelineBlock / 16, [&](int64_t begin, int64_t end) {
       kernels.normal_blocks(dtype, self.data_ptr(), normal_words.data(), begin, end, 0.0, std, &mask);
     });
     if (tail_count > 0) kernels.normal_tail(dtype, self.data_ptr(), n, tail, 0.0, std, &mask);

@@ -15,6 +15,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu/parallel.h"
 #include "cpu/cpu_isa.h"
 #include "memory_order.h"
 #include "pyinit/rounded_arithmetic.h"
@@ -103,14 +104,14 @@ void fill_bits(const at::Tensor& self, bits_t bits) {
     return;
   }
   if (dims == 1 && layout.strides[0] == 1) {  // contiguous, or a dense permuted view
-    at::parallel_for(0, layout.sizes[0], grain,
-                     [&](int64_t begin, int64_t end) { fill_contiguous(base + begin, end - begin, bits); });
+    parallel_for(0, layout.sizes[0], grain,
+                 [&](int64_t begin, int64_t end) { fill_contiguous(base + begin, end - begin, bits); });
     return;
   }
   // One row per outer index; the outer offset is found once per chunk and then advanced like an odometer.
   const int64_t inner = layout.sizes[dims - 1], inner_stride = layout.strides[dims - 1];
   const int64_t rows = self.numel() / inner;
-  at::parallel_for(0, rows, std::max<int64_t>(1, grain / inner), [&](int64_t begin, int64_t end) {
+  parallel_for(0, rows, std::max<int64_t>(1, grain / inner), [&](int64_t begin, int64_t end) {
     std::vector<int64_t> index(dims - 1);
     int64_t offset = 0, rest = begin;
     for (int64_t d = dims - 2; d >= 0; --d) {
@@ -208,7 +209,7 @@ void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double g
       const q_t gain_q = static_cast<q_t>(gain);
       scalar_t* base = self.data_ptr<scalar_t>();
       const int64_t grain_rows = std::max<int64_t>(1, kGrainBytes / static_cast<int64_t>(sizeof(scalar_t)) / cols);
-      at::parallel_for(0, rows, grain_rows, [&](int64_t begin, int64_t end) {
+      parallel_for(0, rows, grain_rows, [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           scalar_t* out = base + row * row_stride;
           const q_t* q_row = qd + row * q_row_step;

@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include "cpu/parallel.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
 #include "validate.h"
@@ -21,7 +22,7 @@ template <typename F>
 void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element,
                         const F& transform) {
   const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
-  const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || at::in_parallel_region();
+  const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || in_parallel_work();
   const int64_t ring = serial ? 1 : std::min(blocks, 8 * static_cast<int64_t>(at::get_num_threads()) + 8);
   SlotWords slots(words == nullptr ? ring : 0, words == nullptr ? blocks : 0, kPipelineBlock * words_per_element);
   auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
@@ -141,7 +142,7 @@ std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_
     return static_cast<int64_t>(v < lo) | static_cast<int64_t>(v > hi);
   };
   std::vector<int64_t> offsets(static_cast<size_t>(chunks) + 1, 0);
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       int64_t found = 0;
       for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) found += outside(i);
@@ -151,7 +152,7 @@ std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_
   for (int64_t c = 0; c < chunks; ++c) offsets[c + 1] += offsets[c];
   // One spare entry: every index is written at `at`, which only advances past the ones kept.
   std::vector<int64_t> pending(static_cast<size_t>(offsets[chunks]) + 1);
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       int64_t at = offsets[c];
       const int64_t limit = offsets[c + 1];

@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "cpu/parallel.h"
 #include "cpu/cpu_isa.h"
 #include "cpu/torch_stream_kernels.h"
 #include "pyinit/transforms.h"
@@ -87,19 +88,6 @@ class SlotWords {
 template <typename Produce, typename Consume>
 void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produce, const Consume& consume) {
   if (blocks <= 0) return;
-  // Waiting: yield first, then sleep. A thread that only yields can keep its core for a whole scheduler slice
-  // when the thread it waits for shares that core.
-  auto back_off = [](int spins) {
-    if (spins < 4096) {
-#if defined(__x86_64__) || defined(_M_X64)
-      __builtin_ia32_pause();
-#endif
-    } else if (spins < 4096 + 64) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  };
   std::atomic<int64_t> produced{0};                                // blocks [0, produced) are ready
   std::atomic<int64_t> next_claim{0};                              // the next block a consumer takes
   std::vector<std::atomic<bool>> busy(static_cast<size_t>(ring));  // a produced block not yet consumed holds it
@@ -119,7 +107,7 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
     return true;
   };
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t tid = begin; tid < end; ++tid) {
       if (tid == 0) {
         for (int64_t b = 0; b < blocks; ++b) {
