@@ -398,15 +398,19 @@ class PhiloxStream(Stream):
         """Runs pyinit::philox_<op>: the device kernel, else a CPU buffer copied over (same values),
         else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
         target, global_shape, start = self._target(tensor)
-        if target.is_meta and _support.recording() is None:
-            return tensor
+        # Before the meta early return: torch's ops check the dtype and generator on meta too.
+        # Under no_grad, as the torch stream runs them (a leaf that requires grad is allowed).
         reason = _philox_fallback_reason(target)
         if reason is not None:
             warn_fallback(op, reason, stream="philox")
-            torch_fallback()
+            with torch.no_grad():
+                torch_fallback()
             return tensor
         if generator is not None and not isinstance(generator, torch.Generator):
-            torch_fallback()  # torch's own TypeError, before anything is drawn or written
+            with torch.no_grad():
+                torch_fallback()  # torch's own TypeError, before anything is drawn or written
+            return tensor
+        if target.is_meta and _support.recording() is None:
             return tensor
         fn = getattr(ops, f"philox_{op}")
         with self._call_key(generator, key, target) as (key, offset), torch.no_grad():
