@@ -237,9 +237,21 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
 @pytest.mark.parametrize("world", [2, 3])
 def test_fsdp2_and_tensor_parallel_models_equal_one_device(world):
     ctx = mp.get_context("spawn")
-    results = ctx.SimpleQueue()
-    mp.start_processes(
-        _model_worker, args=(world, _free_port(), results), nprocs=world, start_method="spawn"
-    )
+    for attempt in range(2):
+        results = ctx.SimpleQueue()
+        try:
+            mp.start_processes(
+                _model_worker,
+                args=(world, _free_port(), results),
+                nprocs=world,
+                start_method="spawn",
+            )
+            break
+        except mp.ProcessExitedException as exc:
+            # Known, not yet diagnosed: about 1 run in 6 a child aborts ("terminate called without
+            # an active exception", SIGABRT) early in FSDP2 setup. One retry on that crash only; a
+            # failed assertion (ProcessRaisedException) fails at once.
+            if attempt or "SIGABRT" not in str(exc):
+                raise
     counts = dict(results.get() for _ in range(world))
     assert counts == {r: 6 for r in range(world)}
