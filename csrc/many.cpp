@@ -22,22 +22,14 @@ using Doubles = c10::ArrayRef<double>;
 
 void uniform_many(at::TensorList selfs, Doubles low, Doubles high, Gen generator) {
   check_many(selfs, {low.size(), high.size()}, "uniform_many_");
-  for (size_t i = 0; i < selfs.size(); ++i) {
-    double lo = low[i], hi = high[i];
-    check_uniform_bounds(selfs[i], lo, hi);
-    check_writable_if_any(selfs[i]);
-  }
+  validate_uniform_many(selfs, low, high);
   static const auto uniform = op<void(at::Tensor, double, double, Gen)>("pyinit::uniform_");
   for (size_t i = 0; i < selfs.size(); ++i) uniform.call(selfs[i], low[i], high[i], generator);
 }
 
 void normal_many(at::TensorList selfs, Doubles mean, Doubles std, Gen generator) {
   check_many(selfs, {mean.size(), std.size()}, "normal_many_");
-  for (size_t i = 0; i < selfs.size(); ++i) {
-    check_floating(selfs[i], "normal_");
-    check_normal_std(std[i]);
-    check_writable_if_any(selfs[i]);
-  }
+  validate_normal_many(selfs, std);
   static const auto normal = op<void(at::Tensor, double, double, Gen)>("pyinit::normal_");
   for (size_t i = 0; i < selfs.size(); ++i) normal.call(selfs[i], mean[i], std[i], generator);
 }
@@ -48,21 +40,14 @@ using PhiloxSignature = void(at::Tensor, double, double, int64_t, int64_t, at::I
 
 void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {low.size(), high.size(), key.size(), offset.size()}, "philox_uniform_many_");
-  for (size_t i = 0; i < selfs.size(); ++i) {
-    double lo = low[i], hi = high[i];
-    check_uniform_bounds(selfs[i], lo, hi);
-    check_writable_if_any(selfs[i]);
-  }
+  validate_uniform_many(selfs, low, high);
   static const auto uniform = op<PhiloxSignature>("pyinit::philox_uniform_");
   for (size_t i = 0; i < selfs.size(); ++i) uniform.call(selfs[i], low[i], high[i], key[i], offset[i], {}, {});
 }
 
 void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {mean.size(), std.size(), key.size(), offset.size()}, "philox_normal_many_");
-  for (size_t i = 0; i < selfs.size(); ++i) {
-    validate_philox_normal(selfs[i], std[i]);
-    check_writable_if_any(selfs[i]);
-  }
+  validate_normal_many(selfs, std);
   static const auto normal = op<PhiloxSignature>("pyinit::philox_normal_");
   for (size_t i = 0; i < selfs.size(); ++i) normal.call(selfs[i], mean[i], std[i], key[i], offset[i], {}, {});
 }

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "pyinit/dtype.h"
 
@@ -193,6 +195,30 @@ inline void check_many(at::TensorList selfs, std::initializer_list<size_t> sizes
 // before its first write, then runs the single-tensor operator on each.
 inline void check_writable_if_any(const at::Tensor& self) {
   if (self.numel() > 0) check_writable(self);
+}
+
+// uniform_many_ / philox_uniform_many_: every entry checked as uniform_ checks it, before any write. Returns the
+// bounds clamped as uniform_ clamps them.
+inline std::vector<std::pair<double, double>> validate_uniform_many(at::TensorList selfs, c10::ArrayRef<double> low,
+                                                                    c10::ArrayRef<double> high) {
+  std::vector<std::pair<double, double>> bounds;
+  bounds.reserve(selfs.size());
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    double lo = low[i], hi = high[i];
+    check_uniform_bounds(selfs[i], lo, hi);
+    check_writable_if_any(selfs[i]);
+    bounds.emplace_back(lo, hi);
+  }
+  return bounds;
+}
+
+// normal_many_ / philox_normal_many_: every entry checked as normal_ checks it, before any write.
+inline void validate_normal_many(at::TensorList selfs, c10::ArrayRef<double> std) {
+  for (size_t i = 0; i < selfs.size(); ++i) {
+    check_floating(selfs[i], "normal_");
+    check_normal_std(std[i]);
+    check_writable_if_any(selfs[i]);
+  }
 }
 
 inline void validate_philox_sparse(const at::Tensor& self, int64_t num_zeros) {

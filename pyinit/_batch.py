@@ -94,19 +94,19 @@ class BatchingStream(Stream):
 
     # ---- the primitives ------------------------------------------------------------------------
 
-    def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
-        if self._batchable(tensor, "uniform_", generator):
-            self._add("uniform", tensor, a, b, generator)
+    def _collect(self, kind: str, tensor: Tensor, p1: float, p2: float, generator: Any) -> Tensor:
+        """uniform_/normal_: into the pending run, else (after a flush) through the inner stream."""
+        if self._batchable(tensor, f"{kind}_", generator):
+            self._add(kind, tensor, p1, p2, generator)
             return tensor
         self.flush()
-        return self._target().uniform_(tensor, a, b, generator)
+        return getattr(self._target(), f"{kind}_")(tensor, p1, p2, generator)
+
+    def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        return self._collect("uniform", tensor, a, b, generator)
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
-        if self._batchable(tensor, "normal_", generator):
-            self._add("normal", tensor, mean, std, generator)
-            return tensor
-        self.flush()
-        return self._target().normal_(tensor, mean, std, generator)
+        return self._collect("normal", tensor, mean, std, generator)
 
     def trunc_normal_(self, tensor, mean, std, a, b, generator=None):
         self.flush()

@@ -60,7 +60,7 @@ class _Entry:
 @dataclass
 class _Record:
     entries: list[_Entry] = field(default_factory=list)
-    # storage id of every meta tensor the record made -> True (keeps the tensors alive in entries)
+    # storage ids of the meta tensors the record made (the entries keep the tensors alive)
     made: set[int] = field(default_factory=set)
     replayed_on: torch.device | None = None
     real: dict[int, torch.UntypedStorage] = field(default_factory=dict)
@@ -210,8 +210,8 @@ def deferred() -> Iterator[None]:
     _records.append(record)
 
 
-def _find_record(model: nn.Module) -> _Record:
-    ids = {_storage_id(t) for t in _tensors_of(model).values() if t.is_meta and not is_lazy(t)}
+def _find_record(tensors: dict[str, Tensor]) -> _Record:
+    ids = {_storage_id(t) for t in tensors.values() if t.is_meta and not is_lazy(t)}
     for record in reversed(_records):
         if ids & record.made:
             return record
@@ -230,28 +230,33 @@ def _tensors_of(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def materialize_(
-    model: nn.Module, device: torch.device | str = "cpu", *, generator: Any = None
-) -> nn.Module:
+def materialize_(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
     """Give the meta parameters and buffers of `model` (built inside ``pyinit.deferred()``) the
     values eager construction would have given them, on `device`: the record of the block is
     replayed in order there (consuming generators as construction would have), and each meta tensor
     is replaced by its real counterpart (ties kept). Modules built in the same block are replayed
     together, on the first call. Returns `model`.
     """
-    del generator  # reserved: keys come from the generators the record names
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    lazy = [n for n, t in _tensors_of(model).items() if is_lazy(t)]
+    tensors = _tensors_of(model)
+    lazy = [n for n, t in tensors.items() if is_lazy(t)]
     if lazy:
         raise ValueError(
             "materialize_: lazy modules cannot be built deferred (their shapes come from the "
             "first forward): " + ", ".join(lazy)
         )
-    if any(_sharding.is_dtensor(t) and t.is_meta for t in _tensors_of(model).values()):
+    if any(_sharding.is_dtensor(t) and t.is_meta for t in tensors.values()):
         return _materialize_sharded(model, device)
-    record = _find_record(model)
+    record = _find_record(tensors)
+    _replay_once(record, device)
+    _swap_in(model, record, device)
+    return model
+
+
+def _replay_once(record: _Record, device: torch.device) -> None:
+    """Replays the block on its first materialize_; later calls must ask for the same device."""
     if record.replayed_on is None:
         _replay(record, device)
         record.replayed_on = device
@@ -260,8 +265,6 @@ def materialize_(
             f"materialize_: this deferred() block was replayed on {record.replayed_on}; modules "
             f"built in one block are materialized on one device (asked: {device})"
         )
-    _swap_in(model, record, device)
-    return model
 
 
 def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
@@ -275,13 +278,7 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
     record = next((r for r in reversed(_records) if any(m in r.sources for m in modules)), None)
     if record is None:
         raise ValueError("materialize_: the module was not built inside pyinit.deferred()")
-    if record.replayed_on is None:
-        _replay(record, device)
-        record.replayed_on = device
-    elif record.replayed_on != device:
-        raise ValueError(
-            f"materialize_: this deferred() block was replayed on {record.replayed_on}"
-        )
+    _replay_once(record, device)
     model.to_empty(device=device)
     missing = []
     with torch.no_grad():
@@ -297,13 +294,7 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
                     continue
                 full = _real_view(source, record, device)
                 if _sharding.is_dtensor(t):
-                    _, _, blocks = _sharding.shard_blocks(t)
-                    for block in blocks:
-                        index = tuple(
-                            slice(s, s + n)
-                            for s, n in zip(block.start, block.local.shape, strict=True)
-                        )
-                        block.local.copy_(full[index])
+                    _sharding.copy_blocks(full, _sharding.shard_blocks(t)[2])
                 else:
                     t.copy_(full)
     if missing:
@@ -400,44 +391,33 @@ def _replay(record: _Record, device: torch.device) -> None:
 
 
 def _swap_in(model: nn.Module, record: _Record, device: torch.device) -> None:
-    swapped: dict[int, Tensor] = {}
-    left = []
-    for prefix, m in model.named_modules(remove_duplicate=False):
-        dot = f"{prefix}." if prefix else ""
-        for name, p in list(m._parameters.items()):
-            if p is None or not p.is_meta:
-                continue
-            new = swapped.get(id(p))
-            if new is None:
-                data = _real_view(p, record, device)
-                new = nn.Parameter(data, requires_grad=p.requires_grad)
-                if type(p) is not nn.Parameter:
-                    new = type(p)(data, requires_grad=p.requires_grad)
-                swapped[id(p)] = new
-            setattr(m, name, new)
-        for name, b in list(m._buffers.items()):
-            if b is None or not b.is_meta:
-                continue
-            new = swapped.get(id(b))
-            if new is None:
-                new = _real_view(b, record, device)
-                swapped[id(b)] = new
-            setattr(m, name, new)
+    swapped: dict[int, Tensor] = {}  # id(meta tensor) -> its real counterpart: ties stay ties
+
+    def real(t: Tensor, parameter: bool) -> Tensor:
+        new = swapped.get(id(t))
+        if new is None:
+            new = _real_view(t, record, device)
+            if parameter:  # nn.Parameter or its subclass, as the module had it
+                new = type(t)(new, requires_grad=t.requires_grad)
+            swapped[id(t)] = new
+        return new
+
+    for _, m in model.named_modules(remove_duplicate=False):
+        for table, parameter in ((m._parameters, True), (m._buffers, False)):
+            for name, t in list(table.items()):
+                if t is not None and t.is_meta:
+                    setattr(m, name, real(t, parameter))  # setattr: nn.LSTM's flat weights follow
     # Plain attributes holding a meta tensor (transformers' rotary `original_inv_freq = inv_freq`):
     # the swapped tensor when it is one, else a real view of the same storage.
+    left = []
     for prefix, m in model.named_modules(remove_duplicate=False):
-        dot = f"{prefix}." if prefix else ""
         for name, value in list(vars(m).items()):
             if not isinstance(value, Tensor) or not value.is_meta or name.startswith("_"):
                 continue
-            if id(value) in swapped:
-                object.__setattr__(m, name, swapped[id(value)])
-            elif _storage_id(value) in record.real:
-                new = _real_view(value, record, device)
-                swapped[id(value)] = new
-                object.__setattr__(m, name, new)
+            if id(value) in swapped or _storage_id(value) in record.real:
+                object.__setattr__(m, name, real(value, False))
             else:
-                left.append(dot + name)
+                left.append(f"{prefix}.{name}" if prefix else name)
     if left:
         raise RuntimeError(
             "pyinit.materialize_: meta tensors held outside parameters and buffers: "

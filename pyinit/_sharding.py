@@ -91,11 +91,19 @@ def shard_blocks(dt: Tensor) -> tuple[Tensor, tuple[int, ...], list[Block]]:
         return local, global_shape, []
     runs_per_dim = [_runs(indices) for indices in global_indices(dt)]
     blocks = []
-    for combo in itertools.product(*runs_per_dim):
+    for combo in itertools.product(*runs_per_dim):  # a 0-d tensor: one empty combo, one block
         view = local
         for d, (l0, _, length) in enumerate(combo):
             view = view.narrow(d, l0, length)
         blocks.append(Block(view, tuple(g0 for _, g0, _ in combo)))
-    if local.dim() == 0:
-        blocks = [Block(local, ())]
     return local, global_shape, blocks
+
+
+def copy_blocks(full: Tensor, blocks: list[Block]) -> None:
+    """Each block gets its elements of `full` (a tensor of the global shape)."""
+    with torch.no_grad():
+        for block in blocks:
+            index = tuple(
+                slice(s, s + n) for s, n in zip(block.start, block.local.shape, strict=True)
+            )
+            block.local.copy_(full[index])

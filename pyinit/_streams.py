@@ -114,7 +114,8 @@ _ARITY = {"uniform_": 2, "normal_": 2, "trunc_normal_": 4, "masked_uniform_": 3,
 
 
 def _dtensor_aware(cls: type) -> type:
-    """Routes the class's random primitives to _on_dtensor when handed a DTensor."""
+    """Routes the class's random primitives to _on_dtensor, and orthogonal_finish_ to
+    _orthogonal_finish_sharded, when handed a DTensor."""
 
     def wrap(name: str, method: Callable) -> Callable:
         @functools.wraps(method)
@@ -127,17 +128,21 @@ def _dtensor_aware(cls: type) -> type:
 
     for name in _PRIMITIVES:
         setattr(cls, name, wrap(name, cls.__dict__[name]))
+    finish = cls.__dict__["orthogonal_finish_"]
+
+    @functools.wraps(finish)
+    def orthogonal_finish_(self, target, q, r, gain, transposed):
+        if _sharding.is_dtensor(target):
+            return _orthogonal_finish_sharded(self, target, q, r, gain, transposed)
+        return finish(self, target, q, r, gain, transposed)
+
+    cls.orthogonal_finish_ = orthogonal_finish_
     return cls
 
 
 def _copy_blocks(full: Tensor, blocks: list, dt: Tensor) -> None:
     """Each block of the local shard gets its elements of `full`; the DTensor's version moves."""
-    with torch.no_grad():
-        for block in blocks:
-            index = tuple(
-                slice(s, s + n) for s, n in zip(block.start, block.local.shape, strict=True)
-            )
-            block.local.copy_(full[index])
+    _sharding.copy_blocks(full, blocks)
     torch.autograd.graph.increment_version(dt)
 
 
@@ -242,9 +247,6 @@ class TorchStream(Stream):
     def orthogonal_finish_(
         self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
     ) -> None:
-        if _sharding.is_dtensor(target):
-            _orthogonal_finish_sharded(self, target, q, r, gain, transposed)
-            return
         ops.orthogonal_finish_(target, q, r, gain, transposed)
 
 
@@ -526,9 +528,6 @@ class PhiloxStream(Stream):
     def orthogonal_finish_(
         self, target: Tensor, q: Tensor, r: Tensor, gain: float, transposed: bool
     ) -> None:
-        if _sharding.is_dtensor(target):
-            _orthogonal_finish_sharded(self, target, q, r, gain, transposed)
-            return
         q *= torch.sign(torch.diag(r, 0))
         if transposed:
             q.t_()

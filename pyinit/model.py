@@ -391,8 +391,6 @@ def _initialize(visits, groups, done, report, stream, philox, seed, batch, gener
             if philox is not None
             else stream
         )
-        if batch is not None and philox is None and v.action.fn is None:
-            name_keyed = batch
         if v.action.fn is not None or batch is None:
             # A user callable may read what it writes: everything before it is written first.
             if batch is not None:

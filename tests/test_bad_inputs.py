@@ -30,22 +30,8 @@ I64, BOOL, C64 = torch.int64, torch.bool, torch.complex64
 NAN, INF = math.nan, math.inf
 SEED = 20240611
 
-INITS = [
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "eye_",
-    "dirac_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-    "orthogonal_",
-    "sparse_",
-]
+# torch.nn.init's public in-place initializers (masked_uniform_ has no torch counterpart).
+INITS = [n for n in torch.nn.init.__all__ if n.endswith("_")]
 RANDOM_INITS = [
     n for n in INITS if n not in ("constant_", "ones_", "zeros_", "eye_", "dirac_")
 ]  # those that take a generator

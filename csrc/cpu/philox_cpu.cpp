@@ -203,13 +203,11 @@ void philox_many_run(at::TensorList selfs, const std::vector<PhiloxCall>& calls)
 void philox_uniform_many_cpu(at::TensorList selfs, c10::ArrayRef<double> low, c10::ArrayRef<double> high,
                              at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {low.size(), high.size(), key.size(), offset.size()}, "philox_uniform_many_");
+  const auto bounds = validate_uniform_many(selfs, low, high);
   std::vector<PhiloxCall> calls;
   calls.reserve(selfs.size());
   for (size_t i = 0; i < selfs.size(); ++i) {
-    double lo = low[i], hi = high[i];
-    check_uniform_bounds(selfs[i], lo, hi);
-    check_writable_if_any(selfs[i]);
-    calls.push_back(philox_uniform_call(selfs[i], lo, hi, false, 0.0, key[i], offset[i]));
+    calls.push_back(philox_uniform_call(selfs[i], bounds[i].first, bounds[i].second, false, 0.0, key[i], offset[i]));
   }
   philox_many_run(selfs, calls);
 }
@@ -217,11 +215,10 @@ void philox_uniform_many_cpu(at::TensorList selfs, c10::ArrayRef<double> low, c1
 void philox_normal_many_cpu(at::TensorList selfs, c10::ArrayRef<double> mean, c10::ArrayRef<double> std,
                             at::IntArrayRef key, at::IntArrayRef offset) {
   check_many(selfs, {mean.size(), std.size(), key.size(), offset.size()}, "philox_normal_many_");
+  validate_normal_many(selfs, std);
   std::vector<PhiloxCall> calls;
   calls.reserve(selfs.size());
   for (size_t i = 0; i < selfs.size(); ++i) {
-    validate_philox_normal(selfs[i], std[i]);
-    check_writable_if_any(selfs[i]);
     calls.push_back(philox_normal_call(selfs[i], mean[i], std[i], key[i], offset[i]));
   }
   philox_many_run(selfs, calls);

@@ -19,12 +19,24 @@ def lazy_net() -> nn.Sequential:
     return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
 
 
-def _materialized(seed: int) -> tuple[nn.Sequential, torch.Tensor]:
+def _materialized(seed: int) -> nn.Sequential:
+    """The chapter's lazy net after its first forward on torch.rand(2, 4), from `seed`."""
     torch.manual_seed(seed)
     x = torch.rand(2, 4)
     net = lazy_net()
     net(x)
-    return net, x
+    return net
+
+
+def init_normal(module):
+    """The chapter's built-in initialization, by hand: weights N(0, 0.01), biases zero."""
+    if type(module) is nn.Linear:
+        nn.init.normal_(module.weight, mean=0, std=0.01)
+        nn.init.zeros_(module.bias)
+
+
+# init_normal as init_module_ rules.
+NORMAL_RULES = {nn.Linear: {"weight": ("normal_", {"mean": 0, "std": 0.01}), "bias": "zeros_"}}
 
 
 def same(a: nn.Module, b: nn.Module) -> bool:
@@ -47,18 +59,11 @@ def run(step) -> tuple[nn.Module, nn.Module, bool]:
 def step_normal(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Module]:
     """Built-in initialization: weights N(0, 0.01), biases zero."""
 
-    def init_normal(module):
-        if type(module) is nn.Linear:
-            nn.init.normal_(module.weight, mean=0, std=0.01)
-            nn.init.zeros_(module.bias)
-
-    hand, _ = _materialized(seed)
+    hand = _materialized(seed)
     hand.apply(init_normal)
     mark()
-    rules, _ = _materialized(seed)
-    pyinit.init_module_(
-        rules, {nn.Linear: {"weight": ("normal_", {"mean": 0, "std": 0.01}), "bias": "zeros_"}}
-    )
+    rules = _materialized(seed)
+    pyinit.init_module_(rules, NORMAL_RULES)
     mark()
     return hand, rules
 
@@ -71,10 +76,10 @@ def step_constant(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Modul
             nn.init.constant_(module.weight, 1)
             nn.init.zeros_(module.bias)
 
-    hand, _ = _materialized(seed)
+    hand = _materialized(seed)
     hand.apply(init_constant)
     mark()
-    rules, _ = _materialized(seed)
+    rules = _materialized(seed)
     pyinit.init_module_(rules, {nn.Linear: {"weight": ("constant_", {"val": 1}), "bias": "zeros_"}})
     mark()
     return hand, rules
@@ -91,11 +96,11 @@ def step_per_layer(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Modu
         if type(module) is nn.Linear:
             nn.init.constant_(module.weight, 42)
 
-    hand, _ = _materialized(seed)
+    hand = _materialized(seed)
     hand[0].apply(init_xavier)
     hand[2].apply(init_42)
     mark()
-    rules, _ = _materialized(seed)
+    rules = _materialized(seed)
     pyinit.init_module_(
         rules, {"0.weight": "xavier_uniform_", "2.weight": ("constant_", {"val": 42})}
     )
@@ -112,10 +117,10 @@ def step_custom(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Module]
             nn.init.uniform_(module.weight, -10, 10)
             module.weight.data *= module.weight.data.abs() >= 5
 
-    hand, _ = _materialized(seed)
+    hand = _materialized(seed)
     hand.apply(my_init)
     mark()
-    rules, _ = _materialized(seed)
+    rules = _materialized(seed)
     pyinit.init_module_(rules, {nn.Linear: {"weight": "masked_uniform_"}})
     mark()
     return hand, rules
@@ -143,18 +148,11 @@ def step_tied(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Module]:
         net(x)
         return net
 
-    def init_normal(module):
-        if type(module) is nn.Linear:
-            nn.init.normal_(module.weight, mean=0, std=0.01)
-            nn.init.zeros_(module.bias)
-
     hand = build()
     hand.apply(init_normal)
     mark()
     rules = build()
-    pyinit.init_module_(
-        rules, {nn.Linear: {"weight": ("normal_", {"mean": 0, "std": 0.01}), "bias": "zeros_"}}
-    )
+    pyinit.init_module_(rules, NORMAL_RULES)
     mark()
     assert rules[2].weight is rules[4].weight
     return hand, rules
@@ -163,12 +161,7 @@ def step_tied(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Module]:
 def step_lazy_forward(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.Module]:
     """Rules given before the lazy network has run: they run after its first forward."""
 
-    def init_normal(module):
-        if type(module) is nn.Linear:
-            nn.init.normal_(module.weight, mean=0, std=0.01)
-            nn.init.zeros_(module.bias)
-
-    hand, _ = _materialized(seed)
+    hand = _materialized(seed)
     hand.apply(init_normal)
     mark()
     torch.manual_seed(seed)
@@ -176,7 +169,7 @@ def step_lazy_forward(seed: int = 0, mark=lambda: None) -> tuple[nn.Module, nn.M
     rules = lazy_net()
     report = pyinit.init_module_(
         rules,
-        {nn.Linear: {"weight": ("normal_", {"mean": 0, "std": 0.01}), "bias": "zeros_"}},
+        NORMAL_RULES,
         lazy="forward",
     )
     assert report.pending
