@@ -66,7 +66,7 @@ from torch.utils.cpp_extension import (  # noqa: E402
 # The extension links libgomp.so.1, the same soname torch ships and has already loaded, so there is one runtime.
 # No -std: BuildExtension adds the standard the installed torch's headers need (C++20 from torch 2.13's
 # cpp_extension on; ATen 2.14 and later require it) to both the host compiler and nvcc.
-CXX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing", "-fopenmp", "-DPYINIT_PYTHON_MODULE"]
+CXX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing", "-fopenmp"]
 LINK_FLAGS = ["-fopenmp"]
 # No --use_fast_math: it changes curand-style Box-Muller results (see shared research, torch_rng.md 2.7).
 NVCC_FLAGS = ["-O3", "--fmad=true"]
@@ -99,7 +99,7 @@ def default_cuda_arch_list(cuda_home: str | None = None) -> str:
 
 
 def extension():
-    sources = [os.path.relpath(p, ROOT) for p in ["csrc/ops.cpp", "csrc/many.cpp", *sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))]]
+    sources = [os.path.relpath(p, ROOT) for p in ["csrc/ops.cpp", "csrc/many.cpp", "csrc/python/module.cpp", *sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))]]
     include_dirs = [os.path.join(ROOT, "csrc")]
     if want_cuda():
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:

@@ -21,17 +21,6 @@
 
 #include <optional>
 
-#ifdef PYINIT_PYTHON_MODULE
-#include <Python.h>
-extern "C" {
-// An empty module: importing pyinit._C loads this library, whose static initializers register the operators.
-PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
-}
-}
-#endif
-
 // The philox stream's operators: counter-based, the value of the element with global row-major index i is a pure
 // function of (key, offset, i, distribution, parameters, dtype) (docs/philox_stream.md). `key` and `offset` are
 // unsigned 64-bit numbers passed as their int64 bit patterns. Sharding: with `global_shape` and `start` (one entry

@@ -70,3 +70,32 @@ def has_kernel(op: str, device_type: str) -> bool:
     if op in _MUTATING_OPS:
         return (op, device_type) in _KERNELS
     return _ask_dispatcher(op, device_type)
+
+
+# Note [The direct operator call] (csrc/python/module.cpp): _C.call runs a pyinit operator from
+# C++ with grad mode off, through the same dispatcher as torch.ops, for plain arguments; it returns
+# False without running anything otherwise, and the caller then takes the torch.ops path.
+_C.set_parameter_type(torch.nn.Parameter)
+_HANDLES = {name: _C.operator(f"pyinit::{name}") for name in _MUTATING_OPS}
+_call = _C.call
+_is_compiling = torch.compiler.is_compiling
+_torch_function_mode_enabled = torch._C._is_torch_function_mode_enabled
+
+
+def direct_ok() -> bool:
+    """False while torch.compile traces (Dynamo cannot trace _C) or a TorchFunctionMode is active
+    (it must see the torch.ops call)."""
+    return not (_is_compiling() or _torch_function_mode_enabled())
+
+
+def direct_call(name: str, *args: object) -> bool:
+    """Runs pyinit::<name>(*args) under no_grad and returns True, or returns False having done
+    nothing (direct_ok() is False, or _C.call leaves the arguments to torch.ops)."""
+    if _is_compiling() or _torch_function_mode_enabled():
+        return False
+    return _call(_HANDLES[name], *args)
+
+
+def direct_call_unchecked(name: str, *args: object) -> bool:
+    """direct_call for a caller that has just seen direct_ok() return True."""
+    return _call(_HANDLES[name], *args)

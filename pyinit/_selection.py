@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
 
 import torch
 
 from ._streams import PhiloxStream, Stream, TorchStream
+
+_R = TypeVar("_R")
 
 StreamName = Literal["torch", "philox"]
 
@@ -70,6 +72,18 @@ def get_stream() -> str:
     """The random stream in effect here: the innermost ``pyinit.stream(...)`` block, else the
     process default."""
     return current_stream().name
+
+
+def call_in(chosen: Stream, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
+    """fn(*args, **kwargs) with the stream object `chosen` selected: `selected` without the
+    context manager's cost, for the per-call wrappers of pyinit.philox."""
+    token = _selected.set(chosen)
+    outer, _traced.stream = _traced.stream, chosen
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _traced.stream = outer
+        _selected.reset(token)
 
 
 @contextlib.contextmanager

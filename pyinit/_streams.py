@@ -26,8 +26,12 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 
 from . import _sharding, _support
-from ._ops import has_kernel, ops
+from ._ops import _C, direct_call, direct_call_unchecked, direct_ok, has_kernel, ops
 from ._support import is_dense, is_plain_tensor, use_kernel, warn_fallback
+
+# Whether the direct operator call (Note [The direct operator call], pyinit/_ops.py) may replace
+# use_kernel's checks: those it does not repeat (torch version, machine) pass here once and for all.
+_DIRECT = _support.cpu_kernels_verified()
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
@@ -177,6 +181,8 @@ class TorchStream(Stream):
     name = "torch"
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        if _DIRECT and direct_call("uniform_", tensor, a, b, generator):
+            return tensor
         with torch.no_grad():
             if use_kernel(tensor, "uniform_", generator=generator):
                 ops.uniform_(tensor, a, b, generator)
@@ -184,6 +190,8 @@ class TorchStream(Stream):
             return tensor.uniform_(a, b, generator=generator)
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
+        if _DIRECT and direct_call("normal_", tensor, mean, std, generator):
+            return tensor
         with torch.no_grad():
             if use_kernel(tensor, "normal_", generator=generator):
                 ops.normal_(tensor, mean, std, generator)
@@ -203,13 +211,16 @@ class TorchStream(Stream):
         if not use_kernel(tensor, "trunc_normal_", reason, generator):
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=3)
-        with torch.no_grad():
-            ops.trunc_normal_(tensor, mean, std, a, b, generator)
+        if not (_DIRECT and direct_call("trunc_normal_", tensor, mean, std, a, b, generator)):
+            with torch.no_grad():
+                ops.trunc_normal_(tensor, mean, std, a, b, generator)
         return tensor
 
     def masked_uniform_(
         self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
     ) -> Tensor:
+        if _DIRECT and direct_call("masked_uniform_", tensor, a, b, threshold, generator):
+            return tensor
         with torch.no_grad():
             if use_kernel(tensor, "masked_uniform_", generator=generator):
                 ops.masked_uniform_(tensor, a, b, threshold, generator)
@@ -399,6 +410,21 @@ class PhiloxStream(Stream):
     ) -> Tensor:
         """Runs pyinit::philox_<op>: the device kernel, else a CPU buffer copied over (same values),
         else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
+        if _DIRECT and key is None and self.key is None and self.shard is None and direct_ok():
+            drawn = _C.philox_key(generator)  # None unless a CPU generator (or None) draws the key
+            if drawn is not None:
+                k, off, engine = drawn
+                try:
+                    done = direct_call_unchecked(
+                        f"philox_{op}", tensor, *params, _signed(k), _signed(off)
+                    )
+                except BaseException:
+                    _C.restore_key_draw(generator, engine)
+                    raise
+                if done:
+                    return tensor
+                # Not plain: give the key back and take the long way.
+                _C.restore_key_draw(generator, engine)
         target, global_shape, start = self._target(tensor)
         # Before the meta early return: torch's ops check the dtype and generator on meta too.
         # Under no_grad, as the torch stream runs them (a leaf that requires grad is allowed).

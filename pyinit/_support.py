@@ -109,6 +109,12 @@ def fallback_reason(tensor: torch.Tensor, op: str) -> str | None:
     return None
 
 
+def cpu_kernels_verified() -> bool:
+    """Whether fallback_reason's torch-version and machine checks pass on their own (without
+    PYINIT_ALLOW_UNVERIFIED)."""
+    return torch_version() in _VERIFIED_CPU_TORCH and _X86
+
+
 _warned: set[tuple[str, str, str]] = set()  # (stream, initializer, reason)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from typing_extensions import ParamSpec
 
 from . import init as _init
-from ._selection import PHILOX, selected
+from ._selection import PHILOX, call_in, selected
 from ._streams import PhiloxStream, Shard, draw_key
 
 _R = TypeVar("_R")
@@ -34,8 +34,7 @@ def _in_philox_stream(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(fn)
     def in_philox_stream(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with selected(PHILOX):
-            return fn(*args, **kwargs)
+        return call_in(PHILOX, fn, *args, **kwargs)
 
     in_philox_stream.__module__ = __name__
     in_philox_stream.__doc__ = (

@@ -1,0 +1,273 @@
+// pyinit._C: the Python module. Importing it loads this library, whose static initializers (csrc/ops.cpp) register
+// the torch.ops.pyinit operators. It also holds the two calls that make small initializer calls cheap from Python
+// (Note [The direct operator call]). Built by setup.py only: the CMake build (libpyinit_ops.so, ctest) has no
+// Python.
+//
+// Note [The direct operator call]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// `with torch.no_grad(): torch.ops.pyinit.uniform_(t, a, b, g)` costs about 5 us of Python before the kernel starts
+// (the context manager, the OpOverloadPacket, the argument parser), more than torch.nn.init's whole call on a small
+// tensor. `_C.call(op, *args)` does the same thing from C++: the same operator through the same dispatcher (so
+// dispatch modes, profilers and the version counter see exactly what torch.ops would give them), with grad mode off
+// (as torch.no_grad), the GIL released during the kernel (as torch.ops), and C++ errors and warnings translated as
+// torch.ops translates them. It handles only the plain case, and returns False without doing anything otherwise, so
+// that the caller takes the torch.ops path and gets torch's own behaviour (argument errors included):
+//   - `self` is a torch.Tensor or Parameter (exact types), strided, a floating dtype, on a device the operator has
+//     a kernel for, with no Python, functorch or functionalization dispatch key;
+//   - every argument has exactly the schema's type (float, int, bool, Generator or None, list of ints), and
+//     omitted trailing arguments have defaults.
+// The caller checks the rest (torch.compile is not tracing, no TorchFunctionMode: pyinit/_ops.py direct_call).
+//
+// `_C.philox_key(generator)` is pyinit/_streams.py draw_key for a CPU generator without torch.randint: the same
+// words, the same generator state after, and the engine before the draw, to put back if the call fails.
+
+#include <Python.h>
+#include <torch/csrc/Exceptions.h>
+#include <torch/csrc/utils/pybind.h>
+#include <torch/csrc/Generator.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/GradMode.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+PyTypeObject* parameter_type = nullptr;  // torch.nn.Parameter, set by pyinit/_ops.py
+
+const c10::DispatchKeySet kSlowPathKeys({c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
+                                         c10::DispatchKey::FuncTorchBatched, c10::DispatchKey::FuncTorchGradWrapper,
+                                         c10::DispatchKey::Functionalize, c10::DispatchKey::BatchedNestedTensor});
+
+bool is_plain_tensor(PyObject* obj) {
+  return THPVariable_CheckExact(obj) || (parameter_type != nullptr && Py_TYPE(obj) == parameter_type);
+}
+
+bool runs_here(const c10::OperatorHandle& op, const at::Tensor& self) {
+  if (!self.defined() || self.layout() != c10::kStrided || !at::isFloatingType(self.scalar_type()) ||
+      self.key_set().has_any(kSlowPathKeys)) {
+    return false;
+  }
+  c10::DispatchKey key;
+  switch (self.device().type()) {
+    case c10::DeviceType::CPU: key = c10::DispatchKey::CPU; break;
+    case c10::DeviceType::CUDA: key = c10::DispatchKey::CUDA; break;
+    default: return false;
+  }
+  return op.hasKernelForDispatchKey(key) || op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd);
+}
+
+// Converts `obj` to the schema type of `arg`; false when it is not exactly that type.
+bool push_argument(const c10::Argument& arg, PyObject* obj, torch::jit::Stack& stack) {
+  const c10::TypePtr& type = arg.type();
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType:
+      if (!is_plain_tensor(obj)) return false;
+      stack.emplace_back(THPVariable_Unpack(obj));
+      return true;
+    case c10::TypeKind::FloatType:
+      if (PyFloat_CheckExact(obj)) {
+        stack.emplace_back(PyFloat_AS_DOUBLE(obj));
+        return true;
+      }
+      if (PyLong_CheckExact(obj)) {  // as torch.ops converts an int given for a float
+        const double value = PyLong_AsDouble(obj);
+        if (value == -1.0 && PyErr_Occurred()) {
+          PyErr_Clear();
+          return false;
+        }
+        stack.emplace_back(value);
+        return true;
+      }
+      return false;
+    case c10::TypeKind::IntType:
+      if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow != 0 || (value == -1 && PyErr_Occurred())) {
+          PyErr_Clear();
+          return false;
+        }
+        stack.emplace_back(static_cast<int64_t>(value));
+        return true;
+      }
+      return false;
+    case c10::TypeKind::BoolType:
+      if (PyBool_Check(obj)) {
+        stack.emplace_back(obj == Py_True);
+        return true;
+      }
+      return false;
+    case c10::TypeKind::OptionalType: {
+      if (obj == Py_None) {
+        stack.emplace_back();
+        return true;
+      }
+      const auto element = type->castRaw<c10::OptionalType>()->getElementType();
+      if (element->kind() == c10::TypeKind::GeneratorType && THPGenerator_Check(obj)) {
+        stack.emplace_back(reinterpret_cast<THPGenerator*>(obj)->cdata);
+        return true;
+      }
+      if (element->kind() == c10::TypeKind::FloatType && PyFloat_CheckExact(obj)) {
+        stack.emplace_back(PyFloat_AS_DOUBLE(obj));
+        return true;
+      }
+      return false;
+    }
+    case c10::TypeKind::ListType: {
+      const auto element = type->castRaw<c10::ListType>()->getElementType();
+      if (element->kind() != c10::TypeKind::IntType || !(PyList_CheckExact(obj) || PyTuple_CheckExact(obj))) {
+        return false;
+      }
+      const Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+      PyObject** items = PySequence_Fast_ITEMS(obj);
+      std::vector<int64_t> values(static_cast<size_t>(n));
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        if (!PyLong_CheckExact(items[i])) return false;
+        int overflow = 0;
+        values[i] = PyLong_AsLongLongAndOverflow(items[i], &overflow);
+        if (overflow != 0 || (values[i] == -1 && PyErr_Occurred())) {
+          PyErr_Clear();
+          return false;
+        }
+      }
+      stack.emplace_back(std::move(values));
+      return true;
+    }
+    default: return false;
+  }
+}
+
+void destroy_handle(PyObject* capsule) {
+  delete static_cast<c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, "pyinit.operator"));
+}
+
+// operator("pyinit::uniform_") -> a capsule holding the operator's handle.
+PyObject* operator_handle(PyObject* /*self*/, PyObject* name) {
+  HANDLE_TH_ERRORS
+  if (!PyUnicode_Check(name)) {
+    PyErr_SetString(PyExc_TypeError, "operator(name): name must be a str");
+    return nullptr;
+  }
+  const auto handle = c10::Dispatcher::singleton().findSchemaOrThrow(PyUnicode_AsUTF8(name), "");
+  return PyCapsule_New(new c10::OperatorHandle(handle), "pyinit.operator", destroy_handle);
+  END_HANDLE_TH_ERRORS
+}
+
+// call(handle, *args) -> True after running the operator, False when it did not (see the Note).
+PyObject* call(PyObject* /*self*/, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs < 2) Py_RETURN_FALSE;
+  auto* op = static_cast<c10::OperatorHandle*>(PyCapsule_GetPointer(args[0], "pyinit.operator"));
+  if (op == nullptr) return nullptr;
+  const auto& arguments = op->schema().arguments();
+  const size_t given = static_cast<size_t>(nargs - 1);
+  if (given > arguments.size()) Py_RETURN_FALSE;
+  torch::jit::Stack stack;
+  stack.reserve(arguments.size());
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    if (i < given) {
+      if (!push_argument(arguments[i], args[i + 1], stack)) Py_RETURN_FALSE;
+    } else if (arguments[i].default_value().has_value()) {
+      stack.push_back(*arguments[i].default_value());
+    } else {
+      Py_RETURN_FALSE;
+    }
+  }
+  if (!runs_here(*op, stack[0].toTensor())) Py_RETURN_FALSE;
+  {
+    pybind11::gil_scoped_release no_gil;
+    c10::AutoGradMode no_grad(false);
+    op->callBoxed(stack);
+  }
+  Py_RETURN_TRUE;
+  END_HANDLE_TH_ERRORS
+}
+
+// set_parameter_type(torch.nn.Parameter): the one tensor subclass call() takes as a plain tensor.
+PyObject* set_parameter_type(PyObject* /*self*/, PyObject* type) {
+  if (!PyType_Check(type)) {
+    PyErr_SetString(PyExc_TypeError, "set_parameter_type: expected a type");
+    return nullptr;
+  }
+  Py_INCREF(type);
+  parameter_type = reinterpret_cast<PyTypeObject*>(type);
+  Py_RETURN_NONE;
+}
+
+// philox_key(generator or None) -> (key, offset, engine) for a CPU generator (None: the default CPU generator),
+// None for any other generator. torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g) draws one 64-bit
+// number per element (its range is 2**32, which takes random64()) and keeps its low 32 bits: the second of the two
+// words; so w_j is word 2j + 1. `engine` is the generator's engine before the draw (restore_key_draw).
+PyObject* philox_key(PyObject* /*self*/, PyObject* generator) {
+  HANDLE_TH_ERRORS
+  at::Generator gen;
+  if (generator == Py_None) {
+    gen = at::detail::getDefaultCPUGenerator();
+  } else if (THPGenerator_Check(generator)) {
+    gen = reinterpret_cast<THPGenerator*>(generator)->cdata;
+  } else {
+    Py_RETURN_NONE;
+  }
+  if (gen.device().type() != c10::DeviceType::CPU) Py_RETURN_NONE;
+  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(gen);
+  uint32_t words[4];
+  at::mt19937_data_pod before;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    before = cpu->engine().data();
+    for (uint32_t& w : words) {
+      (void)cpu->random();
+      w = cpu->random();
+    }
+  }
+  PyObject* engine = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&before), sizeof(before));
+  if (engine == nullptr) return nullptr;
+  const uint64_t key = words[0] | (static_cast<uint64_t>(words[1]) << 32);
+  const uint64_t offset = words[2] | (static_cast<uint64_t>(words[3]) << 32);
+  return Py_BuildValue("(KKN)", static_cast<unsigned long long>(key), static_cast<unsigned long long>(offset), engine);
+  END_HANDLE_TH_ERRORS
+}
+
+// restore_key_draw(generator or None, engine): puts back the engine philox_key returned.
+PyObject* restore_key_draw(PyObject* /*self*/, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 2 || !PyBytes_Check(args[1]) ||
+      PyBytes_GET_SIZE(args[1]) != static_cast<Py_ssize_t>(sizeof(at::mt19937_data_pod))) {
+    PyErr_SetString(PyExc_TypeError, "restore_key_draw(generator, engine)");
+    return nullptr;
+  }
+  at::Generator gen =
+      args[0] == Py_None ? at::detail::getDefaultCPUGenerator() : reinterpret_cast<THPGenerator*>(args[0])->cdata;
+  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(gen);
+  at::mt19937_data_pod pod;
+  std::memcpy(&pod, PyBytes_AS_STRING(args[1]), sizeof(pod));
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  at::mt19937 engine;
+  engine.set_data(pod);
+  cpu->set_engine(engine);
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
+PyMethodDef methods[] = {
+    {"operator", operator_handle, METH_O, "operator(name) -> handle for call()"},
+    {"call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call)), METH_FASTCALL,
+     "call(handle, *args) -> bool: runs the operator under no_grad when the arguments are plain"},
+    {"set_parameter_type", set_parameter_type, METH_O, "set_parameter_type(torch.nn.Parameter)"},
+    {"philox_key", philox_key, METH_O, "philox_key(generator) -> (key, offset, engine) or None"},
+    {"restore_key_draw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(restore_key_draw)), METH_FASTCALL,
+     "restore_key_draw(generator, engine)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
+  return PyModule_Create(&module_def);
+}
