@@ -390,6 +390,21 @@ def test_bad_arguments_leave_everything_untouched(stream, args, message):
     assert torch.equal(g.get_state(), state) and torch.equal(torch.get_rng_state(), default)
 
 
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("name", EXTENSIONS)
+def test_inference_tensor_refused_before_drawing(stream, name):
+    with torch.inference_mode():
+        w = torch.zeros(8, 4, 3, 3)
+    g = make_generator("cpu", 1)
+    state, default = g.get_state(), torch.get_rng_state()
+    with pytest.raises(
+        RuntimeError, match="Inplace update to inference tensor outside InferenceMode"
+    ):
+        _initializer(stream, name)(w, generator=g)
+    assert torch.all(w == 0)
+    assert torch.equal(g.get_state(), state) and torch.equal(torch.get_rng_state(), default)
+
+
 def test_scale_accepts_ints_and_numpy_floats():
     for scale in (2, np.float32(2.0), np.float64(2.0)):
         assert _numbers((8, 4), scale, "fan_in", "uniform")[2] == pytest.approx(math.sqrt(6 / 4))
