@@ -10,6 +10,7 @@ in effect (pyinit/_streams.py, chosen in pyinit/_selection.py) receives the fina
 # No `from __future__ import annotations`: the annotations are the same objects as torch.nn.init's,
 # so inspect.signature(pyinit.f) == inspect.signature(torch.nn.init.f) (tools read them).
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import Literal, TypeVar
@@ -41,6 +42,18 @@ __all__ = [
     "orthogonal_",
     "sparse_",
     "masked_uniform_",
+    # pyinit extensions: JAX's / Keras 3's variance-scaling family and orthogonal variants
+    # (docs/initializers.md)
+    "variance_scaling_",
+    "lecun_uniform_",
+    "lecun_normal_",
+    "glorot_uniform_",
+    "glorot_normal_",
+    "he_uniform_",
+    "he_normal_",
+    "trunc_normal_tf_",
+    "delta_orthogonal_",
+    "orthogonal_columns_",
     # Deprecated aliases (for backward compatibility)
     "uniform",
     "normal",
@@ -77,6 +90,8 @@ _NonlinearityType = Literal[
 ]
 
 _FanMode = Literal["fan_in", "fan_out"]
+_VarianceScalingMode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+_VarianceScalingDistribution = Literal["truncated_normal", "untruncated_normal", "uniform"]
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
@@ -710,6 +725,317 @@ def masked_uniform_(
         >>> pyinit.masked_uniform_(w)
     """
     return current_stream().masked_uniform_(tensor, a, b, threshold, generator)
+
+
+# ---- pyinit extensions: the variance-scaling family (JAX, Keras 3) -------------------------------
+# Each is a composition of the stream primitives above (uniform_, normal_, trunc_normal_) or of
+# orthogonal_ and zeros_, so it runs in both streams, on every device, under deferred() and
+# init_module_. Fans are torch's (_calculate_fan_in_and_fan_out: weight [out, in, *kernel]), not
+# JAX's default [*kernel, in, out]. See docs/initializers.md and docs/decisions.md.
+
+_VARIANCE_SCALING_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+_VARIANCE_SCALING_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+# The standard deviation of the standard normal truncated to (-2, 2) (JAX's and Keras' constant).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def _variance_scaling_denominator(
+    tensor: Tensor, scale: float, mode: str, distribution: str
+) -> float:
+    """The `n` of scale / n, after every argument is checked (nothing is drawn before this)."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale < math.inf:
+        raise ValueError(
+            f"Argument `scale` must be a positive finite float. Received: scale={scale}"
+        )
+    if mode not in _VARIANCE_SCALING_MODES:
+        raise ValueError(
+            f"invalid mode for variance scaling initializer: {mode!r}. "
+            f"Please use one of {_VARIANCE_SCALING_MODES}"
+        )
+    if distribution not in _VARIANCE_SCALING_DISTRIBUTIONS:
+        hint = (
+            " ('normal' is ambiguous: JAX and timm mean 'untruncated_normal', Keras means "
+            "'truncated_normal')"
+            if distribution == "normal"
+            else ""
+        )
+        raise ValueError(
+            f"invalid distribution for variance scaling initializer: {distribution!r}. "
+            f"Please use one of {_VARIANCE_SCALING_DISTRIBUTIONS}{hint}"
+        )
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    if mode == "fan_in":
+        return float(fan_in)
+    if mode == "fan_out":
+        return float(fan_out)
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2.0
+    return math.sqrt(fan_in * fan_out)
+
+
+def variance_scaling_(
+    tensor: Tensor,
+    scale: float = 1.0,
+    mode: _VarianceScalingMode = "fan_in",
+    distribution: _VarianceScalingDistribution = "truncated_normal",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Fill the input `Tensor` with values whose variance is :math:`\text{scale} / n`.
+
+    JAX's ``jax.nn.initializers.variance_scaling`` and Keras 3's ``VarianceScaling``, with `n` from
+    torch's layout (``weight[out, in, *kernel]``, as `xavier_*`/`kaiming_*` count it):
+
+    * ``"fan_in"``: :math:`n = \text{in} \times \prod \text{kernel}`
+    * ``"fan_out"``: :math:`n = \text{out} \times \prod \text{kernel}`
+    * ``"fan_avg"``: :math:`n = (\text{fan\_in} + \text{fan\_out}) / 2`
+    * ``"fan_geo_avg"``: :math:`n = \sqrt{\text{fan\_in} \times \text{fan\_out}}` (JAX only)
+
+    and, for each `distribution`, with :math:`\sigma = \sqrt{\text{scale} / n}`:
+
+    * ``"truncated_normal"``: :math:`\mathcal{N}(0, s^2)` truncated to :math:`[-2s, 2s]`, with
+      :math:`s = \sigma / 0.87962566103423978` (the standard deviation of the standard normal
+      truncated to (-2, 2)), so the standard deviation after truncation is :math:`\sigma`. One
+      ``trunc_normal_(tensor, 0, s, -2s, 2s)`` call.
+    * ``"untruncated_normal"``: :math:`\mathcal{N}(0, \sigma^2)` (JAX's ``"normal"``). One
+      ``normal_`` call.
+    * ``"uniform"``: :math:`\mathcal{U}(-l, l)` with :math:`l = \sqrt{3\,\text{scale} / n}`. One
+      ``uniform_`` call.
+
+    Note: JAX's default axes (``in_axis=-2, out_axis=-1``) read a kernel ``[*kernel, in, out]``;
+    here ``tensor`` has torch's layout. ``"normal"`` is refused: JAX and timm mean
+    ``"untruncated_normal"`` by it, Keras ``"truncated_normal"``.
+
+    Args:
+        tensor: an n-dimensional `torch.Tensor`, where :math:`n \geq 2`
+        scale: the scaling factor (a positive float)
+        mode: ``"fan_in"`` (default), ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``
+        distribution: ``"truncated_normal"`` (default), ``"untruncated_normal"`` or
+            ``"uniform"``
+        generator: the torch Generator to sample from (default: None)
+
+    Examples:
+        >>> w = torch.empty(3, 5)
+        >>> pyinit.variance_scaling_(w, 2.0, "fan_in", "uniform")
+    """
+    n = _variance_scaling_denominator(tensor, scale, mode, distribution)
+    if tensor.numel() == 0:  # a fan may be 0; nothing to draw
+        return tensor
+    variance = scale / n
+    if distribution == "truncated_normal":
+        std = math.sqrt(variance) / _TRUNCATED_NORMAL_STD
+        return _no_grad_trunc_normal_(tensor, 0.0, std, -2.0 * std, 2.0 * std, generator)
+    if distribution == "untruncated_normal":
+        return _no_grad_normal_(tensor, 0.0, math.sqrt(variance), generator)
+    limit = math.sqrt(3.0 * variance)
+    return _no_grad_uniform_(tensor, -limit, limit, generator)
+
+
+def _variance_scaling_alias(
+    name: str, scale: float, mode: str, distribution: str, what: str
+) -> Callable[..., Tensor]:
+    """One of JAX's named variance-scaling initializers: `variance_scaling_` with JAX's choices."""
+
+    def alias(tensor: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return variance_scaling_(tensor, scale, mode, distribution, generator)
+
+    jax_name = name[:-1]
+    keras_name = "".join(part.capitalize() for part in jax_name.split("_"))
+    alias.__name__ = alias.__qualname__ = name
+    # Named in its code too, so that a fallback warning names the alias (_support.PUBLIC_NAMES).
+    alias.__code__ = alias.__code__.replace(co_name=name, co_qualname=name)
+    alias.__doc__ = (
+        f"``variance_scaling_(tensor, {scale}, {mode!r}, {distribution!r})``: {what} (JAX's "
+        f"``{jax_name}``, Keras' ``{keras_name}``).\n\n"
+        "    Args:\n"
+        "        tensor: an n-dimensional `torch.Tensor`, where :math:`n \\geq 2`\n"
+        "        generator: the torch Generator to sample from (default: None)\n"
+    )
+    return alias
+
+
+_TRUNCATED_AT_2 = (
+    "a normal truncated at 2 of its standard deviations, with standard deviation after truncation"
+)
+lecun_uniform_ = _variance_scaling_alias(
+    "lecun_uniform_", 1.0, "fan_in", "uniform", "U(-l, l) with l = sqrt(3 / fan_in)"
+)
+lecun_normal_ = _variance_scaling_alias(
+    "lecun_normal_", 1.0, "fan_in", "truncated_normal", f"{_TRUNCATED_AT_2} sqrt(1 / fan_in)"
+)
+glorot_uniform_ = _variance_scaling_alias(
+    "glorot_uniform_",
+    1.0,
+    "fan_avg",
+    "uniform",
+    "U(-l, l) with l = sqrt(6 / (fan_in + fan_out)); the distribution of xavier_uniform_ (the "
+    "same uniform_ draw; the bound, computed as JAX computes it, may differ in its last bit)",
+)
+glorot_normal_ = _variance_scaling_alias(
+    "glorot_normal_",
+    1.0,
+    "fan_avg",
+    "truncated_normal",
+    f"{_TRUNCATED_AT_2} sqrt(2 / (fan_in + fan_out)) (torch's xavier_normal_ is untruncated)",
+)
+he_uniform_ = _variance_scaling_alias(
+    "he_uniform_",
+    2.0,
+    "fan_in",
+    "uniform",
+    "U(-l, l) with l = sqrt(6 / fan_in); the distribution of kaiming_uniform_(nonlinearity='relu')",
+)
+he_normal_ = _variance_scaling_alias(
+    "he_normal_",
+    2.0,
+    "fan_in",
+    "truncated_normal",
+    f"{_TRUNCATED_AT_2} sqrt(2 / fan_in) (torch's kaiming_normal_ is untruncated)",
+)
+
+
+def trunc_normal_tf_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Fill the input Tensor from a truncated normal with the bounds in standard-deviation units
+    (TensorFlow's and JAX's convention, timm's ``trunc_normal_tf_``): the standard normal truncated
+    to :math:`[a, b]`, then scaled by `std` and shifted by `mean`, so the values lie in
+    :math:`[\text{mean} + a \cdot \text{std}, \text{mean} + b \cdot \text{std}]`.
+
+    Exactly ``trunc_normal_(tensor, 0, 1, a, b, generator)`` then ``tensor.mul_(std).add_(mean)``
+    in pyinit's random stream in effect; not timm's own uniform/erfinv algorithm, so the values
+    are not timm's for the same generator state.
+
+    Args:
+        tensor: an n-dimensional `torch.Tensor`
+        mean: the mean of the normal distribution
+        std: the standard deviation of the normal distribution
+        a: the minimum cutoff value, in standard deviations
+        b: the maximum cutoff value, in standard deviations
+        generator: the torch Generator to sample from (default: None)
+
+    Examples:
+        >>> w = torch.empty(3, 5)
+        >>> pyinit.trunc_normal_tf_(w, std=0.02)
+    """
+    with torch.no_grad():
+        _no_grad_trunc_normal_(tensor, 0.0, 1.0, a, b, generator)
+        tensor.mul_(std).add_(mean)
+    return tensor
+
+
+def _whole_on_every_rank(fn: Callable[..., Tensor], dt: Tensor, *args: object) -> Tensor:
+    """`fn` (an initializer that draws into a temporary and copies) on a DTensor: the whole tensor
+    on every rank, as one device draws it (so every generator ends where one device's would), and
+    each rank keeps its shard; no collective (Note [DTensor shards] in pyinit/_streams.py)."""
+    local, global_shape, blocks = _sharding.shard_blocks(dt)
+    full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
+    fn(full, *args)
+    _sharding.copy_blocks(full, blocks)
+    torch.autograd.graph.increment_version(dt)
+    return dt
+
+
+def delta_orthogonal_(
+    tensor: Tensor,
+    gain: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Fill the {3, 4, 5}-dimensional convolution weight ``[out, in, *kernel]`` with a delta
+    orthogonal kernel: a (semi) orthogonal ``[out, in]`` matrix at the kernel's spatial centre,
+    zeros elsewhere (JAX's ``delta_orthogonal``; Xiao et al. 2018, arXiv:1806.05393).
+
+    The centre is index :math:`(k - 1) // 2` of each kernel dimension, as in JAX (torch's
+    ``dirac_`` uses :math:`k // 2`; they differ for even sizes). The matrix is
+    ``orthogonal_(torch.empty(out, in), gain, generator)``, so its columns are orthonormal
+    times `gain`: :math:`W_c^T W_c = \text{gain}^2 I`. JAX requires in <= out, and so does this.
+
+    Args:
+        tensor: a {3, 4, 5}-dimensional `torch.Tensor` with ``size(1) <= size(0)``
+        gain: optional scaling factor
+        generator: the torch Generator to sample from (default: None)
+
+    Raises:
+        ValueError: for another number of dimensions, or when ``size(1) > size(0)``.
+
+    Examples:
+        >>> w = torch.empty(16, 8, 3, 3)
+        >>> pyinit.delta_orthogonal_(w)
+    """
+    dimensions = tensor.ndimension()
+    if dimensions not in (3, 4, 5):
+        raise ValueError(
+            "delta_orthogonal_: only tensors with 3, 4, or 5 dimensions are supported "
+            f"(a convolution weight [out, in, *kernel]), got {dimensions}"
+        )
+    out_channels, in_channels = tensor.shape[:2]
+    if in_channels > out_channels:
+        raise ValueError(
+            f"delta_orthogonal_: in_channels (dim 1, {in_channels}) must be less than or equal "
+            f"to out_channels (dim 0, {out_channels})"
+        )
+    if tensor.numel() == 0 or (tensor.is_meta and _support.recording() is None):
+        return tensor
+    if _sharding.is_dtensor(tensor):
+        return _whole_on_every_rank(delta_orthogonal_, tensor, gain, generator)
+    _refuse_inference_tensor(tensor)  # before the matrix is drawn
+    centre = tuple((k - 1) // 2 for k in tensor.shape[2:])
+    with torch.no_grad():
+        matrix = orthogonal_(tensor.new_empty((out_channels, in_channels)), gain, generator)
+        _no_grad_zero_(tensor)
+        tensor[(slice(None), slice(None), *centre)].copy_(matrix)
+    return tensor
+
+
+def orthogonal_columns_(
+    tensor: Tensor,
+    gain: float = 1,
+    column_axis: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Fill the input `Tensor` with a (semi) orthogonal matrix whose columns run along
+    `column_axis` (JAX's ``orthogonal(scale, column_axis)``).
+
+    The matrix :math:`M` has one column per index of `column_axis` and one row per index of the
+    other dimensions (flattened in order). :math:`M^T M = \text{gain}^2 I` when it has at least as
+    many rows as columns, else :math:`M M^T = \text{gain}^2 I`. ``column_axis=0`` is torch's
+    ``orthogonal_`` (the same values, bit for bit); another axis draws
+    ``orthogonal_(torch.empty(columns, rows), gain, generator)`` and writes its transpose. JAX's
+    default ``-1`` is the output axis in JAX's layout ``[..., in, out]``; in torch's layout
+    ``[out, in, *kernel]`` the output axis is 0.
+
+    ``torch.nn.init.orthogonal_``'s signature is kept as torch's (see docs/decisions.md), so the
+    axis is this separate name.
+
+    Args:
+        tensor: an n-dimensional `torch.Tensor`, where :math:`n \geq 2`
+        gain: optional scaling factor
+        column_axis: the dimension whose entries are the matrix's columns (default: -1)
+        generator: the torch Generator to sample from (default: None)
+
+    Examples:
+        >>> w = torch.empty(3, 5)
+        >>> pyinit.orthogonal_columns_(w)  # orthonormal rows: w @ w.T == I
+    """
+    if tensor.ndimension() < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    moved = tensor.movedim(column_axis, -1)  # torch's IndexError for an axis out of range
+    if column_axis % tensor.ndimension() == 0:
+        return orthogonal_(tensor, gain, generator)
+    if tensor.numel() == 0 or (tensor.is_meta and _support.recording() is None):
+        return tensor
+    if _sharding.is_dtensor(tensor):
+        return _whole_on_every_rank(orthogonal_columns_, tensor, gain, column_axis, generator)
+    columns = tensor.size(column_axis)
+    _refuse_inference_tensor(tensor)  # before the matrix is drawn
+    with torch.no_grad():
+        drawn = orthogonal_(tensor.new_empty((columns, tensor.numel() // columns)), gain, generator)
+        moved.copy_(drawn.t().reshape(moved.shape))
+    return tensor
 
 
 # for backward compatibility

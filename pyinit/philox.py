@@ -52,6 +52,14 @@ _INITIALIZERS = tuple(
 )
 globals().update({fn.__name__: fn for fn in _INITIALIZERS})
 __all__ = [fn.__name__ for fn in _INITIALIZERS] + ["init_shard_", "draw_key"]
+# Initializers that are more than one primitive on the tensor itself (a QR of the whole matrix, or
+# arithmetic after the draw), so a shard cannot be written alone.
+_WHOLE_TENSOR_ONLY = (
+    _init.orthogonal_,
+    _init.orthogonal_columns_,
+    _init.delta_orthogonal_,
+    _init.trunc_normal_tf_,
+)
 
 
 def init_shard_(
@@ -70,7 +78,8 @@ def init_shard_(
 
     Fans, gains and bounds come from `global_shape`. The key and offset are drawn from `generator`
     as a call on the whole tensor would (so ranks seeded alike agree), or taken from `key` = (key,
-    offset) (see draw_key). ``orthogonal_`` cannot be sharded.
+    offset) (see draw_key). ``orthogonal_``, ``orthogonal_columns_``, ``delta_orthogonal_`` and
+    ``trunc_normal_tf_`` cannot be sharded.
 
     Examples:
         >>> torch.manual_seed(0)
@@ -93,8 +102,10 @@ def init_shard_(
     fn = initializer.__wrapped__  # the init.py function, run below in the shard's stream
     proxy = torch.empty(global_shape, dtype=local.dtype, device="meta")
     drawn = draw_key(generator) if key is None else (key[0] & _MASK64, key[1] & _MASK64)
-    if fn is _init.orthogonal_:
-        raise NotImplementedError("pyinit.philox.init_shard_: orthogonal_ needs the whole matrix")
+    if fn in _WHOLE_TENSOR_ONLY:
+        raise NotImplementedError(
+            f"pyinit.philox.init_shard_: {fn.__name__} needs the whole tensor"
+        )
     shard = Shard(local, tuple(global_shape), tuple(start))
     with selected(PhiloxStream(shard=shard, key=drawn)):
         fn(proxy, *args, generator=generator, **kwargs)

@@ -38,6 +38,15 @@ CASES = {
     "dirac_": lambda t: pyinit.dirac_(t.view(4, 3, 16)),
     "orthogonal_": lambda t: pyinit.orthogonal_(t),
     "sparse_": lambda t: pyinit.sparse_(t, 0.5),
+    # pyinit extensions (docs/initializers.md)
+    "lecun_normal_": lambda t: pyinit.lecun_normal_(t),
+    "he_uniform_": lambda t: pyinit.he_uniform_(t),
+    "variance_scaling_": lambda t: pyinit.variance_scaling_(
+        t, 0.5, "fan_geo_avg", "untruncated_normal"
+    ),
+    "trunc_normal_tf_": lambda t: pyinit.trunc_normal_tf_(t, 0.1, 0.02),
+    "orthogonal_columns_": lambda t: pyinit.orthogonal_columns_(t, 2.0, 1),
+    "delta_orthogonal_": lambda t: pyinit.delta_orthogonal_(t.view(4, 3, 16)),
 }
 
 

@@ -27,6 +27,12 @@ INITIALIZERS = [
     ("sparse_", {"sparsity": 0.3}),
     ("orthogonal_", {"gain": 2.0}),
     ("constant_", {"val": 3.0}),
+    # pyinit extensions (docs/initializers.md): compositions of the primitives above
+    ("lecun_normal_", {}),
+    ("variance_scaling_", {"scale": 2.0, "mode": "fan_geo_avg", "distribution": "uniform"}),
+    ("trunc_normal_tf_", {"mean": 0.1, "std": 0.02}),
+    ("orthogonal_columns_", {"gain": 2.0, "column_axis": 1}),
+    ("delta_orthogonal_", {"gain": 2.0}),
 ]
 
 
@@ -37,6 +43,7 @@ def _cases(world: int):
         ((6, 9), (world,), ("S1",)),  # uneven columns
         ((3, 4), (world,), ("S0",)),  # with 4 ranks, one shard is empty
         ((5, 3), (world,), ("R",)),
+        ((6, 4, 3), (world,), ("S0",)),  # a Conv1d weight (delta_orthogonal_)
     ]
     if world == 4:
         cases += [
@@ -96,6 +103,8 @@ def _worker(rank: int, world: int, port: int, results) -> None:
             for stream in ("torch", "philox"):
                 for name, kwargs in INITIALIZERS:
                     if name in ("sparse_", "orthogonal_") and len(shape) != 2:
+                        continue
+                    if name == "delta_orthogonal_" and len(shape) != 3:
                         continue
                     fn = getattr(pyinit, name)
                     torch.manual_seed(1234)
