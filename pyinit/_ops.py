@@ -94,8 +94,3 @@ def direct_call(name: str, *args: object) -> bool:
     if _is_compiling() or _torch_function_mode_enabled():
         return False
     return _call(_HANDLES[name], *args)
-
-
-def direct_call_unchecked(name: str, *args: object) -> bool:
-    """direct_call for a caller that has just seen direct_ok() return True."""
-    return _call(_HANDLES[name], *args)

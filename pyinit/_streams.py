@@ -26,12 +26,17 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 
 from . import _sharding, _support
-from ._ops import _C, direct_call, direct_call_unchecked, direct_ok, has_kernel, ops
+from ._ops import _C, direct_call, direct_ok, has_kernel, ops
 from ._support import is_dense, is_plain_tensor, use_kernel, warn_fallback
 
 # Whether the direct operator call (Note [The direct operator call], pyinit/_ops.py) may replace
 # use_kernel's checks: those it does not repeat (torch version, machine) pass here once and for all.
 _DIRECT = _support.cpu_kernels_verified()
+_philox_call = _C.philox_call
+_H = {
+    name: _C.operator(f"pyinit::philox_{name}")
+    for name in ("uniform_", "normal_", "masked_uniform_", "trunc_normal_")
+}
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
@@ -283,8 +288,7 @@ def draw_key(generator: torch.Generator | None = None) -> tuple[int, int]:
     """
     g = torch.default_generator if generator is None else generator
     if g.device.type == "cpu":
-        w = torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g).tolist()
-        return w[0] | (w[1] << 32), w[2] | (w[3] << 32)
+        return _C.philox_key(g)  # those words, drawn in C++ (csrc/python/module.cpp)
     position = g.get_offset()
     g.set_offset(position + 4)
     return _splitmix64(_splitmix64(g.initial_seed() & _MASK64) ^ position), 0
@@ -349,6 +353,9 @@ class PhiloxStream(Stream):
     def __init__(self, shard: Shard | None = None, key: tuple[int, int] | None = None) -> None:
         self.shard = shard
         self.key = key
+        # The direct call draws the key itself (Note [The direct operator call]): whole tensors
+        # only.
+        self._direct = _DIRECT and shard is None and key is None
 
     def __repr__(self) -> str:
         return f"PhiloxStream(shard={self.shard!r}, key={self.key!r})"
@@ -410,21 +417,6 @@ class PhiloxStream(Stream):
     ) -> Tensor:
         """Runs pyinit::philox_<op>: the device kernel, else a CPU buffer copied over (same values),
         else torch's stream with a warning (tensor subclasses, non-float dtypes)."""
-        if _DIRECT and key is None and self.key is None and self.shard is None and direct_ok():
-            drawn = _C.philox_key(generator)  # None unless a CPU generator (or None) draws the key
-            if drawn is not None:
-                k, off, engine = drawn
-                try:
-                    done = direct_call_unchecked(
-                        f"philox_{op}", tensor, *params, _signed(k), _signed(off)
-                    )
-                except BaseException:
-                    _C.restore_key_draw(generator, engine)
-                    raise
-                if done:
-                    return tensor
-                # Not plain: give the key back and take the long way.
-                _C.restore_key_draw(generator, engine)
         target, global_shape, start = self._target(tensor)
         # Before the meta early return: torch's ops check the dtype and generator on meta too.
         # Under no_grad, as the torch stream runs them (a leaf that requires grad is allowed).
@@ -451,6 +443,8 @@ class PhiloxStream(Stream):
         return tensor
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
+        if self._direct and direct_ok() and _philox_call(_H["uniform_"], generator, tensor, a, b):
+            return tensor
         return self._run(
             "uniform_",
             tensor,
@@ -460,6 +454,9 @@ class PhiloxStream(Stream):
         )
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
+        if self._direct and direct_ok():
+            if _philox_call(_H["normal_"], generator, tensor, mean, std):
+                return tensor
         return self._run(
             "normal_",
             tensor,
@@ -475,6 +472,9 @@ class PhiloxStream(Stream):
             tensor.uniform_(a, b, generator=generator)
             tensor.mul_(tensor.abs() >= threshold)
 
+        if self._direct and direct_ok():
+            if _philox_call(_H["masked_uniform_"], generator, tensor, a, b, threshold):
+                return tensor
         params = (float(a), float(b), float(threshold))
         return self._run("masked_uniform_", tensor, params, generator, composition)
 
@@ -484,6 +484,9 @@ class PhiloxStream(Stream):
         if std <= 0 or not a < b:
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=4)
+        if self._direct and direct_ok():
+            if _philox_call(_H["trunc_normal_"], generator, tensor, mean, std, a, b):
+                return tensor
         return self._run(
             "trunc_normal_",
             tensor,

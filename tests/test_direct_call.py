@@ -25,37 +25,54 @@ def _after_draws(g: torch.Generator, how: str) -> None:
         torch.empty(624 * 2 - 3).uniform_(generator=g)
 
 
+def _randint_key(g: torch.Generator) -> tuple[int, int]:
+    """draw_key's definition (docs/philox_stream.md): torch.randint's words."""
+    w = torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g).tolist()
+    return w[0] | (w[1] << 32), w[2] | (w[3] << 32)
+
+
 @pytest.mark.parametrize("how", ["fresh", "odd", "normal_cache", "twist"])
 @pytest.mark.parametrize("explicit", [True, False])
-def test_philox_key_is_draw_key(how, explicit):
+def test_philox_key_is_randints_key(how, explicit):
     def fresh() -> torch.Generator:
-        g = torch.Generator().manual_seed(1234) if explicit else torch.default_generator
-        if not explicit:
-            g.manual_seed(1234)
+        g = torch.Generator() if explicit else torch.default_generator
+        g.manual_seed(1234)
         _after_draws(g, how)
         return g
 
     g = fresh()
-    expected = _streams.draw_key(g if explicit else None)  # torch.randint's words
+    expected = _randint_key(g)
     expected_state = g.get_state()
     g = fresh()
-    key, offset, _ = _C.philox_key(g if explicit else None)
-    assert (key, offset) == expected
+    assert _C.philox_key(g if explicit else None) == expected
+    assert torch.equal(g.get_state(), expected_state)
+    g = fresh()
+    assert _streams.draw_key(g if explicit else None) == expected
     assert torch.equal(g.get_state(), expected_state)
 
 
-def test_restore_key_draw_puts_the_generator_back():
-    g = torch.Generator().manual_seed(7)
-    torch.empty(3, dtype=torch.float64).normal_(generator=g)
-    before = g.get_state()
-    _, _, engine = _C.philox_key(g)
-    assert not torch.equal(g.get_state(), before)
-    _C.restore_key_draw(g, engine)
-    assert torch.equal(g.get_state(), before)
+@pytest.mark.parametrize("how", ["fresh", "twist"])
+def test_philox_call_draws_randints_key(how):
+    g = torch.Generator().manual_seed(99)
+    _after_draws(g, how)
+    w = torch.empty(33, 7)
+    assert _C.philox_call(_streams._H["normal_"], g, w, 0.5, 2.0) is True
+    g2 = torch.Generator().manual_seed(99)
+    _after_draws(g2, how)
+    key, offset = _randint_key(g2)
+    expected = torch.empty(33, 7)
+    _ops.ops.philox_normal_(expected, 0.5, 2.0, _streams._signed(key), _streams._signed(offset))
+    assert bitwise_equal(w, expected)
+    assert torch.equal(g.get_state(), g2.get_state())
 
 
 def test_philox_key_leaves_other_generators_to_python():
     assert _C.philox_key("not a generator") is None
+    w = torch.empty(4)
+    before = torch.default_generator.get_state()
+    assert _C.philox_call(_streams._H["uniform_"], "g", w, 0.0, 1.0) is False
+    assert _C.philox_call(_streams._H["uniform_"], None, w.to(torch.int32), 0.0, 1.0) is False
+    assert torch.equal(torch.default_generator.get_state(), before)
     if torch.cuda.is_available():
         assert _C.philox_key(torch.Generator(device="cuda")) is None
 

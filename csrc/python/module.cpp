@@ -18,8 +18,9 @@
 //     omitted trailing arguments have defaults.
 // The caller checks the rest (torch.compile is not tracing, no TorchFunctionMode: pyinit/_ops.py direct_call).
 //
-// `_C.philox_key(generator)` is pyinit/_streams.py draw_key for a CPU generator without torch.randint: the same
-// words, the same generator state after, and the engine before the draw, to put back if the call fails.
+// `_C.philox_call(op, generator, self, *params)` is `call` for a philox operator whose (key, offset) it draws from a
+// CPU generator as pyinit/_streams.py draw_key does (the same words, the same generator state after), once every
+// check has passed, and gives back if the operator raises. `_C.philox_key(generator)` is that draw alone.
 
 #include <Python.h>
 #include <torch/csrc/Exceptions.h>
@@ -31,9 +32,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 
-#include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -159,31 +160,121 @@ PyObject* operator_handle(PyObject* /*self*/, PyObject* name) {
   END_HANDLE_TH_ERRORS
 }
 
+c10::OperatorHandle* handle_of(PyObject* capsule) {
+  return static_cast<c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, "pyinit.operator"));
+}
+
+// Pushes `given` arguments for the schema's first arguments; false if one is not exactly its type.
+bool push_given(const c10::OperatorHandle& op, PyObject* const* args, size_t given, torch::jit::Stack& stack) {
+  const auto& arguments = op.schema().arguments();
+  if (stack.size() + given > arguments.size()) return false;
+  for (size_t i = 0; i < given; ++i) {
+    if (!push_argument(arguments[stack.size()], args[i], stack)) return false;
+  }
+  return true;
+}
+
+// Pushes the defaults of the schema's remaining arguments; false if one has none.
+bool push_defaults(const c10::OperatorHandle& op, torch::jit::Stack& stack) {
+  const auto& arguments = op.schema().arguments();
+  for (size_t i = stack.size(); i < arguments.size(); ++i) {
+    if (!arguments[i].default_value().has_value()) return false;
+    stack.push_back(*arguments[i].default_value());
+  }
+  return true;
+}
+
+void run(const c10::OperatorHandle& op, torch::jit::Stack& stack) {
+  pybind11::gil_scoped_release no_gil;
+  c10::AutoGradMode no_grad(false);
+  op.callBoxed(stack);
+}
+
+// The CPU generator a philox key is drawn from (None: the default CPU generator); null for anything else.
+at::CPUGeneratorImpl* key_generator(PyObject* generator, at::Generator& holder) {
+  if (generator == Py_None) {
+    holder = at::detail::getDefaultCPUGenerator();
+  } else if (THPGenerator_Check(generator)) {
+    holder = reinterpret_cast<THPGenerator*>(generator)->cdata;
+  } else {
+    return nullptr;
+  }
+  if (holder.device().type() != c10::DeviceType::CPU) return nullptr;
+  return at::check_generator<at::CPUGeneratorImpl>(holder);
+}
+
+// draw_key's (key, offset) for a CPU generator. torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g) draws
+// one 64-bit number per element (its range is 2**32, which takes random64()) and keeps its low 32 bits: the second
+// of the two words; so w_j is word 2j + 1. Returns the engine before the draw in `before`.
+std::pair<uint64_t, uint64_t> draw_philox_key(at::Generator& holder, at::CPUGeneratorImpl* gen,
+                                              at::mt19937_data_pod& before) {
+  uint32_t words[4];
+  std::lock_guard<std::mutex> lock(holder.mutex());
+  before = gen->engine().data();
+  for (uint32_t& w : words) {
+    (void)gen->random();
+    w = gen->random();
+  }
+  return {words[0] | (static_cast<uint64_t>(words[1]) << 32), words[2] | (static_cast<uint64_t>(words[3]) << 32)};
+}
+
+void restore_engine(at::Generator& holder, at::CPUGeneratorImpl* gen, const at::mt19937_data_pod& pod) {
+  std::lock_guard<std::mutex> lock(holder.mutex());
+  at::mt19937 engine;
+  engine.set_data(pod);
+  gen->set_engine(engine);
+}
+
 // call(handle, *args) -> True after running the operator, False when it did not (see the Note).
 PyObject* call(PyObject* /*self*/, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
   if (nargs < 2) Py_RETURN_FALSE;
-  auto* op = static_cast<c10::OperatorHandle*>(PyCapsule_GetPointer(args[0], "pyinit.operator"));
+  auto* op = handle_of(args[0]);
   if (op == nullptr) return nullptr;
+  torch::jit::Stack stack;
+  stack.reserve(op->schema().arguments().size());
+  if (!push_given(*op, args + 1, static_cast<size_t>(nargs - 1), stack) || !push_defaults(*op, stack) ||
+      !runs_here(*op, stack[0].toTensor())) {
+    Py_RETURN_FALSE;
+  }
+  run(*op, stack);
+  Py_RETURN_TRUE;
+  END_HANDLE_TH_ERRORS
+}
+
+// philox_call(handle, generator, self, *params) -> bool: a philox operator (schema: self, params..., int key,
+// int offset, defaults...) with its (key, offset) drawn from the CPU generator as draw_key draws it, after every
+// check passed; if the operator raises, the generator is put back. False, with nothing drawn, when call() would
+// refuse or the generator is not a CPU generator (or None).
+PyObject* philox_call(PyObject* /*self*/, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs < 3) Py_RETURN_FALSE;
+  auto* op = handle_of(args[0]);
+  if (op == nullptr) return nullptr;
+  at::Generator holder;
+  at::CPUGeneratorImpl* gen = key_generator(args[1], holder);
+  if (gen == nullptr) Py_RETURN_FALSE;
   const auto& arguments = op->schema().arguments();
-  const size_t given = static_cast<size_t>(nargs - 1);
-  if (given > arguments.size()) Py_RETURN_FALSE;
   torch::jit::Stack stack;
   stack.reserve(arguments.size());
-  for (size_t i = 0; i < arguments.size(); ++i) {
-    if (i < given) {
-      if (!push_argument(arguments[i], args[i + 1], stack)) Py_RETURN_FALSE;
-    } else if (arguments[i].default_value().has_value()) {
-      stack.push_back(*arguments[i].default_value());
-    } else {
-      Py_RETURN_FALSE;
-    }
+  if (!push_given(*op, args + 2, static_cast<size_t>(nargs - 2), stack)) Py_RETURN_FALSE;
+  const size_t at = stack.size();
+  if (at + 2 > arguments.size() || arguments[at].type()->kind() != c10::TypeKind::IntType ||
+      arguments[at + 1].type()->kind() != c10::TypeKind::IntType || !runs_here(*op, stack[0].toTensor())) {
+    Py_RETURN_FALSE;
   }
-  if (!runs_here(*op, stack[0].toTensor())) Py_RETURN_FALSE;
-  {
-    pybind11::gil_scoped_release no_gil;
-    c10::AutoGradMode no_grad(false);
-    op->callBoxed(stack);
+  stack.emplace_back(int64_t{0});
+  stack.emplace_back(int64_t{0});
+  if (!push_defaults(*op, stack)) Py_RETURN_FALSE;
+  at::mt19937_data_pod before;
+  const auto [key, offset] = draw_philox_key(holder, gen, before);
+  stack[at] = static_cast<int64_t>(key);  // the operators take the unsigned numbers' int64 bit patterns
+  stack[at + 1] = static_cast<int64_t>(offset);
+  try {
+    run(*op, stack);
+  } catch (...) {
+    restore_engine(holder, gen, before);
+    throw;
   }
   Py_RETURN_TRUE;
   END_HANDLE_TH_ERRORS
@@ -200,58 +291,16 @@ PyObject* set_parameter_type(PyObject* /*self*/, PyObject* type) {
   Py_RETURN_NONE;
 }
 
-// philox_key(generator or None) -> (key, offset, engine) for a CPU generator (None: the default CPU generator),
-// None for any other generator. torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g) draws one 64-bit
-// number per element (its range is 2**32, which takes random64()) and keeps its low 32 bits: the second of the two
-// words; so w_j is word 2j + 1. `engine` is the generator's engine before the draw (restore_key_draw).
+// philox_key(generator or None) -> (key, offset): draw_key for a CPU generator (None: the default CPU
+// generator), without torch.randint; None for any other generator.
 PyObject* philox_key(PyObject* /*self*/, PyObject* generator) {
   HANDLE_TH_ERRORS
-  at::Generator gen;
-  if (generator == Py_None) {
-    gen = at::detail::getDefaultCPUGenerator();
-  } else if (THPGenerator_Check(generator)) {
-    gen = reinterpret_cast<THPGenerator*>(generator)->cdata;
-  } else {
-    Py_RETURN_NONE;
-  }
-  if (gen.device().type() != c10::DeviceType::CPU) Py_RETURN_NONE;
-  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(gen);
-  uint32_t words[4];
+  at::Generator holder;
+  at::CPUGeneratorImpl* gen = key_generator(generator, holder);
+  if (gen == nullptr) Py_RETURN_NONE;
   at::mt19937_data_pod before;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    before = cpu->engine().data();
-    for (uint32_t& w : words) {
-      (void)cpu->random();
-      w = cpu->random();
-    }
-  }
-  PyObject* engine = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&before), sizeof(before));
-  if (engine == nullptr) return nullptr;
-  const uint64_t key = words[0] | (static_cast<uint64_t>(words[1]) << 32);
-  const uint64_t offset = words[2] | (static_cast<uint64_t>(words[3]) << 32);
-  return Py_BuildValue("(KKN)", static_cast<unsigned long long>(key), static_cast<unsigned long long>(offset), engine);
-  END_HANDLE_TH_ERRORS
-}
-
-// restore_key_draw(generator or None, engine): puts back the engine philox_key returned.
-PyObject* restore_key_draw(PyObject* /*self*/, PyObject* const* args, Py_ssize_t nargs) {
-  HANDLE_TH_ERRORS
-  if (nargs != 2 || !PyBytes_Check(args[1]) ||
-      PyBytes_GET_SIZE(args[1]) != static_cast<Py_ssize_t>(sizeof(at::mt19937_data_pod))) {
-    PyErr_SetString(PyExc_TypeError, "restore_key_draw(generator, engine)");
-    return nullptr;
-  }
-  at::Generator gen =
-      args[0] == Py_None ? at::detail::getDefaultCPUGenerator() : reinterpret_cast<THPGenerator*>(args[0])->cdata;
-  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(gen);
-  at::mt19937_data_pod pod;
-  std::memcpy(&pod, PyBytes_AS_STRING(args[1]), sizeof(pod));
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  at::mt19937 engine;
-  engine.set_data(pod);
-  cpu->set_engine(engine);
-  Py_RETURN_NONE;
+  const auto [key, offset] = draw_philox_key(holder, gen, before);
+  return Py_BuildValue("(KK)", static_cast<unsigned long long>(key), static_cast<unsigned long long>(offset));
   END_HANDLE_TH_ERRORS
 }
 
@@ -259,10 +308,10 @@ PyMethodDef methods[] = {
     {"operator", operator_handle, METH_O, "operator(name) -> handle for call()"},
     {"call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call)), METH_FASTCALL,
      "call(handle, *args) -> bool: runs the operator under no_grad when the arguments are plain"},
+    {"philox_call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(philox_call)), METH_FASTCALL,
+     "philox_call(handle, generator, self, *params) -> bool: call() with the key drawn from the generator"},
     {"set_parameter_type", set_parameter_type, METH_O, "set_parameter_type(torch.nn.Parameter)"},
-    {"philox_key", philox_key, METH_O, "philox_key(generator) -> (key, offset, engine) or None"},
-    {"restore_key_draw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(restore_key_draw)), METH_FASTCALL,
-     "restore_key_draw(generator, engine)"},
+    {"philox_key", philox_key, METH_O, "philox_key(generator) -> (key, offset), or None"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
