@@ -56,11 +56,20 @@ class _Resolved:
             with torch.no_grad():
                 self.fn(tensor)
             return
-        initializer = getattr(_init, self.name)
-        kwargs = dict(self.kwargs)
-        if generator is not None and "generator" in _parameters_of(self.name):
-            kwargs["generator"] = generator
+        initializer, kwargs, takes_generator = self._bound
+        if generator is not None and takes_generator:
+            kwargs = {**kwargs, "generator": generator}
         initializer(tensor, **kwargs)
+
+    def __post_init__(self) -> None:
+        # (the initializer, its keyword arguments, whether it takes a generator), found once.
+        if self.name is not None:
+            bound = (
+                getattr(_init, self.name),
+                dict(self.kwargs),
+                "generator" in _parameters_of(self.name),
+            )
+            object.__setattr__(self, "_bound", bound)
 
 
 _KEEP = _Resolved(label="kept (rule says None)", keep=True)
@@ -213,12 +222,12 @@ def _alias_key(tensor: Tensor) -> tuple:
     same first element (device, address), shape, strides and dtype."""
     if _sharding.is_dtensor(tensor):  # its local shard stands for it
         tensor = tensor.to_local()
-    if tensor.device.type == "meta" or tensor.numel() == 0:
+    if tensor.is_meta or tensor.numel() == 0:
         return ("object", id(tensor))
     return (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Visit:
     qualname: str
     module: nn.Module
@@ -326,6 +335,8 @@ def _run(module, parsed, visits, report, generator, strict) -> None:
         v.alias = _alias_key(v.tensor)
         groups.setdefault(v.alias, []).append(v)
     for aliases in groups.values():
+        if len(aliases) == 1:
+            continue
         chosen = {v.action for v in aliases if v.action is not None}
         if len(chosen) > 1:
             said = "; ".join(
