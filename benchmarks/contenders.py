@@ -142,10 +142,33 @@ def initializer_contenders(
         torch_fn = getattr(torch.nn.init, name)
         rows.append(Contender("torch.nn.init", lambda: torch_fn(tensor, *args), "baseline"))
     pyinit_fn = getattr(pyinit, name)
-    rows += pyinit_contenders(
-        lambda: pyinit_fn(tensor, *args),
-        streams,
-        name in RANDOM,
-        fallback_note(name, tensor),
-    )
+    note = fallback_note(name, tensor)
+    if name in RANDOM and has_streams():
+        # As users call them: pyinit.<name> in the default (torch) stream, pyinit.philox.<name>.
+        for stream in streams:
+            call = bind(stream_function(stream, name), tensor, args)
+            rows.append(Contender(f"pyinit[{stream}]", call, "pyinit", stream, note))
+        return rows
+    rows += pyinit_contenders(lambda: pyinit_fn(tensor, *args), streams, name in RANDOM, note)
     return rows
+
+
+def stream_function(stream: str, name: str) -> Callable[..., object]:
+    """pyinit's `name` in `stream` without a `with pyinit.stream(...)` block around each call where
+    pyinit has a direct spelling (the default stream's pyinit.<name>, pyinit.philox.<name>)."""
+    fn = getattr(pyinit, name)
+    if stream == pyinit.get_stream():
+        return fn
+    direct = getattr(getattr(pyinit, stream, None), name, None)
+    if direct is not None:
+        return direct
+
+    def in_block(*args: object) -> object:
+        with pyinit.stream(stream):
+            return fn(*args)
+
+    return in_block
+
+
+def bind(fn: Callable[..., object], tensor: torch.Tensor, args: tuple) -> Callable[[], object]:
+    return lambda: fn(tensor, *args)

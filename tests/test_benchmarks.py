@@ -122,19 +122,22 @@ def test_parse_sizes():
 
 
 def test_streams_are_a_dimension(tmp_path, monkeypatch):
-    """With pyinit.stream present, each random initializer gets one pyinit row per stream."""
-    import contextlib
-
+    """Each random initializer gets one pyinit row per stream, called as users call it:
+    pyinit.uniform_ in the default (torch) stream, pyinit.philox.uniform_ for philox."""
     import pyinit
+    import pyinit.philox
 
     used = []
 
-    @contextlib.contextmanager
-    def stream(name):
-        used.append(name)
-        yield
+    def recording(label, fn):
+        def call(*args, **kwargs):
+            used.append((label, pyinit.get_stream()))
+            return fn(*args, **kwargs)
 
-    monkeypatch.setattr(pyinit, "stream", stream, raising=False)
+        return call
+
+    monkeypatch.setattr(pyinit, "uniform_", recording("pyinit", pyinit.uniform_))
+    monkeypatch.setattr(pyinit.philox, "uniform_", recording("philox", pyinit.philox.uniform_))
     argv = [
         "--quick",
         "--no-progress",
@@ -166,4 +169,4 @@ def test_streams_are_a_dimension(tmp_path, monkeypatch):
         ("uniform_", "pyinit[philox]"),
         ("zeros_", "pyinit"),
     }
-    assert {"torch", "philox"} <= set(used)
+    assert {("pyinit", "torch"), ("philox", "torch")} <= set(used)
