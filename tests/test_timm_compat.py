@@ -96,6 +96,30 @@ def test_trunc_normal_tf_matches_composition(shape, params):
     assert_same(ours, run(composition_tf, shape, torch.float32, **params))
 
 
+EDGES = [
+    dict(mean=-0.0, std=-1.0, a=0.0, b=0.0),  # every value -0.0 before the clamp to [+0, +0]
+    dict(mean=-0.0, std=-1.0, a=-0.0, b=-0.0),
+    dict(std=float("inf"), a=-1.0, b=1.0),  # NaN through erfinv and clamp
+    dict(a=float("-inf"), b=float("inf")),  # uniform_(-1, 1): erfinv(-1) = -inf
+    dict(mean=float("nan")),  # uniform_'s own error
+    dict(a=True, b=2),  # a bool argument: timm's composition, unchanged
+]
+
+
+@pytest.mark.parametrize("params", EDGES, ids=str)
+def test_edge_arguments(params):
+    outcomes = []
+    for fn in (ptimm.trunc_normal_, composition):
+        try:
+            outcomes.append(run(fn, (2049,), torch.float32, **params))
+        except RuntimeError as e:
+            outcomes.append(str(e))
+    if isinstance(outcomes[1], str):
+        assert outcomes[0] == outcomes[1]
+    else:
+        assert_same(*outcomes)
+
+
 @pytest.mark.parametrize("layout", ["permuted", "strided"])
 def test_layouts(layout):
     # permuted: dense, the fused kernel; strided: not dense, the composition (with a warning).
