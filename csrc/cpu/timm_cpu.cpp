@@ -32,6 +32,9 @@
 extern "C" {
 __attribute__((weak)) void vmsErfInv_64(int64_t n, const float* a, float* r, int64_t mode);
 __attribute__((weak)) void vmdErfInv_64(int64_t n, const double* a, double* r, int64_t mode);
+// mkl_set_num_threads_local is a macro for this C entry point in mkl_service.h; the lowercase symbol is the Fortran
+// interface (int by pointer).
+__attribute__((weak)) int MKL_Set_Num_Threads_Local(int threads);
 }
 
 namespace pyinit::cpu {
@@ -49,6 +52,22 @@ constexpr int64_t kChunk = 2048;
 inline void mkl_erfinv(float* x, int64_t n) { vmsErfInv_64(n, x, x, kVmlMode); }
 inline void mkl_erfinv(double* x, int64_t n) { vmdErfInv_64(n, x, x, kVmlMode); }
 
+// MKL runs a VM call on its own OpenMP team unless the caller is inside an OpenMP parallel region (torch's calls
+// are, in at::parallel_for); pyinit's workers are not, so each would start a team: 2 workers on 2 cores ran 3x
+// slower than 1. One MKL thread per worker while this guard lives.
+class OneMklThread {
+ public:
+  OneMklThread() : previous_(MKL_Set_Num_Threads_Local != nullptr ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  ~OneMklThread() {
+    if (MKL_Set_Num_Threads_Local != nullptr) MKL_Set_Num_Threads_Local(previous_);
+  }
+  OneMklThread(const OneMklThread&) = delete;
+  OneMklThread& operator=(const OneMklThread&) = delete;
+
+ private:
+  int previous_;
+};
+
 template <typename scalar_t>
 void erfinv_affine_clamp(scalar_t* data, int64_t n, double scale_, double shift_, double a_, double b_,
                          const std::optional<double>& post_scale_, const std::optional<double>& post_shift_) {
@@ -60,6 +79,7 @@ void erfinv_affine_clamp(scalar_t* data, int64_t n, double scale_, double shift_
   const auto post_scale = static_cast<scalar_t>(post_scale_.value_or(1.0));
   const auto post_shift = static_cast<scalar_t>(post_shift_.value_or(0.0));
   parallel_for(0, n, kChunk, [&](int64_t begin, int64_t end) {
+    const OneMklThread one_thread;
     for (int64_t start = begin; start < end; start += kChunk) {
       const int64_t len = std::min(kChunk, end - start);
       scalar_t* x = data + start;
