@@ -52,6 +52,10 @@ __all__ = [
 # version (unless PYINIT_ALLOW_UNVERIFIED=1), with a PyinitFallbackWarning.
 VERIFIED_TIMM_VERSIONS = ("1.0.29",)
 
+# torch versions on which the fused operator was checked against timm's composition (its CPU erfinv_
+# being MKL's is a property of the build: checked per version). Others run the composition.
+_VERIFIED_TORCH = ((2, 13), (2, 14))
+
 _OP = "timm_trunc_normal_"
 _NUMBER = (int, float)
 
@@ -65,8 +69,11 @@ def _fused_reason(tensor: torch.Tensor) -> str | None:
         return f"dtype {tensor.dtype}"
     if not is_dense(tensor):
         return "a non-dense tensor"
-    if tensor.device.type == "cpu" and not torch.backends.mkl.is_available():
-        return "torch built without MKL: its CPU erfinv_ is not MKL's"
+    if tensor.device.type == "cpu":
+        if not torch.backends.mkl.is_available():
+            return "torch built without MKL: its CPU erfinv_ is not MKL's"
+        if _support.torch_version() not in _VERIFIED_TORCH and not _support._allow_unverified():
+            return f"not verified against torch {torch.__version__}"
     if tensor.device.type == "cuda" and not _support._allow_unverified():
         return "the CUDA kernel has not been run on a GPU yet"
     return None

@@ -183,6 +183,15 @@ def test_cuda_falls_back_without_the_variable(monkeypatch):
         assert "GPU" in ptimm._fused_reason(torch.empty(4, device="cuda"))
 
 
+def test_unverified_torch_falls_back(monkeypatch):
+    monkeypatch.setattr(ptimm, "_VERIFIED_TORCH", ())
+    monkeypatch.delenv("PYINIT_ALLOW_UNVERIFIED", raising=False)
+    with pytest.warns(pyinit.PyinitFallbackWarning, match="not verified against torch"):
+        ptimm.trunc_normal_(torch.empty(3))
+    ours = run(ptimm.trunc_normal_, (300,), torch.float32, std=0.02)
+    assert_same(ours, run(composition, (300,), torch.float32, std=0.02))
+
+
 def test_meta_is_a_no_op():
     t = torch.empty(3, 4, device="meta")
     assert ptimm.trunc_normal_(t) is t
