@@ -40,6 +40,13 @@ TORCH_LIBRARY(pyinit, m) {
   // torch >= 2.12 rejection sampling with normal proposals (taken when the mass inside [a, b] exceeds 0.3).
   m.def("trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, Generator? generator=None) -> ()",
         seeded);
+  // timm.layers.trunc_normal_'s composition (uniform_(low, high), erfinv_, mul_(scale), add_(shift),
+  // clamp_(a, b), then, with post_scale/post_shift, trunc_normal_tf_'s mul_(post_scale), add_(post_shift)) in
+  // two passes, bit-identical. float/double (Note [timm's trunc_normal_], csrc/cpu/timm_cpu.cpp).
+  m.def(
+      "timm_trunc_normal_(Tensor(a!) self, float low, float high, float scale, float shift, float a, float b, "
+      "float? post_scale=None, float? post_shift=None, Generator? generator=None) -> ()",
+      seeded);
   // normal_(0, std) from `generator`, then per column the first `num_zeros` rows of a randperm drawn from the
   // default CPU generator are zeroed (torch.nn.init.sparse_ draws its permutations there).
   m.def("sparse_(Tensor(a!) self, int num_zeros, float std, Generator? generator=None) -> ()", seeded);
@@ -105,6 +112,9 @@ PYINIT_KERNELS(masked_uniform, Tensor self, double low, double high, double thre
 PYINIT_KERNELS(normal, Tensor self, double mean, double std, Gen generator)
 PYINIT_KERNELS(trunc_normal, Tensor self, double mean, double std, double a, double b, Gen generator)
 PYINIT_KERNELS(sparse, Tensor self, int64_t num_zeros, double std, Gen generator)
+// timm's truncated normal (csrc/cpu/timm_cpu.cpp, csrc/cuda/timm_cuda.cpp).
+PYINIT_KERNELS(timm_trunc_normal, Tensor self, double low, double high, double scale, double shift, double a, double b,
+               std::optional<double> post_scale, std::optional<double> post_shift, Gen generator)
 // Deterministic (csrc/{cpu,cuda}/structured_*.cpp).
 PYINIT_KERNELS(fill, Tensor self, double value)
 PYINIT_KERNELS(eye, Tensor self)
@@ -147,6 +157,7 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("normal_", &cpu::normal_cpu);
   m.impl("trunc_normal_", &cpu::trunc_normal_cpu);
   m.impl("sparse_", &cpu::sparse_cpu);
+  m.impl("timm_trunc_normal_", &cpu::timm_trunc_normal_cpu);
   m.impl("fill_", &cpu::fill_cpu);
   m.impl("eye_", &cpu::eye_cpu);
   m.impl("dirac_", &cpu::dirac_cpu);
@@ -168,6 +179,7 @@ TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
   m.impl("normal_", &cuda::normal_cuda);
   m.impl("trunc_normal_", &cuda::trunc_normal_cuda);
   m.impl("sparse_", &cuda::sparse_cuda);
+  m.impl("timm_trunc_normal_", &cuda::timm_trunc_normal_cuda);
   m.impl("fill_", &cuda::fill_cuda);
   m.impl("eye_", &cuda::eye_cuda);
   m.impl("dirac_", &cuda::dirac_cuda);

@@ -113,6 +113,19 @@ inline void count_extra_writes(const at::Tensor& self, int64_t writes) {
   return true;
 }
 
+// timm's trunc_normal_ (Note [timm's trunc_normal_], csrc/cpu/timm_cpu.cpp), before its uniform_ (which checks
+// low/high itself): float/double, a dense tensor, post_scale and post_shift given together.
+inline void validate_timm_trunc_normal(const at::Tensor& self, const std::optional<double>& post_scale,
+                                       const std::optional<double>& post_shift) {
+  const auto dtype = self.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "pyinit.timm_trunc_normal_: expected a float32 or float64 tensor, got ", dtype);
+  TORCH_CHECK(post_scale.has_value() == post_shift.has_value(),
+              "pyinit.timm_trunc_normal_: post_scale and post_shift go together");
+  TORCH_CHECK(self.numel() == 0 || self.is_non_overlapping_and_dense(),
+              "pyinit.timm_trunc_normal_: the kernel needs a dense tensor (the Python wrapper falls back otherwise)");
+}
+
 [[nodiscard]] inline bool validate_sparse(const at::Tensor& self, double std) {
   check_floating(self, "sparse_");
   check_2d(self);

@@ -46,12 +46,24 @@ def _install(everywhere: bool = False) -> None:
             continue
         if not everywhere and not module_name.startswith("torch.nn"):
             continue
-        for attr in _bindings_of(module, replacement):
-            value = getattr(module, attr)
-            pyinit_fn = replacement.get(id(value))
-            if pyinit_fn is not None:
-                _bound_elsewhere.setdefault((module, attr), value)
-                setattr(module, attr, pyinit_fn)
+        rebind(module, replacement, _bound_elsewhere)
+
+
+def rebind(
+    module: object,
+    replacement: dict[int, object],
+    saved: dict[tuple[object, str], object],
+    cache: dict | None = None,
+) -> None:
+    """Bind `module`'s names that hold a replaced function (id in `replacement`) to its replacement,
+    remembering the original in `saved` once. `cache`: the scan cache (see _scanned) of this kind of
+    replacement (pyinit.timm keeps its own)."""
+    for attr in _bindings_of(module, replacement, _scanned if cache is None else cache):
+        value = getattr(module, attr)
+        new = replacement.get(id(value))
+        if new is not None:
+            saved.setdefault((module, attr), value)
+            setattr(module, attr, new)
 
 
 # id(module) -> (the module, its number of globals when scanned, names bound to torch's
@@ -60,12 +72,12 @@ def _install(everywhere: bool = False) -> None:
 _scanned: dict[int, tuple[object, int, tuple[str, ...]]] = {}
 
 
-def _bindings_of(module: object, replacement: dict[int, object]) -> tuple[str, ...]:
+def _bindings_of(module: object, replacement: dict[int, object], cache: dict) -> tuple[str, ...]:
     try:
         namespace = vars(module)
     except TypeError:  # an object in sys.modules without a __dict__
         return ()
-    cached = _scanned.get(id(module))
+    cached = cache.get(id(module))
     if cached is not None and cached[0] is module and cached[1] == len(namespace):
         return cached[2]
     # An id in `replacement` is one of torch's functions (kept alive in _originals); a name
@@ -76,7 +88,7 @@ def _bindings_of(module: object, replacement: dict[int, object]) -> tuple[str, .
         for attr, value in list(namespace.items())
         if id(value) in replacement or id(value) in patched
     )
-    _scanned[id(module)] = (module, len(namespace), names)
+    cache[id(module)] = (module, len(namespace), names)
     return names
 
 
@@ -91,16 +103,23 @@ def restore_torch_init() -> None:
 
 
 class _Patch(contextlib.AbstractContextManager):
-    def __init__(self, everywhere: bool = False) -> None:
+    def __init__(self, everywhere: bool = False, timm: bool = False) -> None:
         self._was_patched = bool(_originals)
         _install(everywhere)
+        self._timm = None
+        if timm:
+            from .timm import patch_timm
+
+            self._timm = patch_timm()
 
     def __exit__(self, *exc) -> None:
+        if self._timm is not None:
+            self._timm.__exit__(*exc)
         if not self._was_patched:
             restore_torch_init()
 
 
-def patch_torch_init() -> _Patch:
+def patch_torch_init(*, timm: bool = False) -> _Patch:
     """Route torch.nn.init (and so every torch.nn module's reset_parameters) through pyinit.
 
     Use as a context manager::
@@ -110,8 +129,12 @@ def patch_torch_init() -> _Patch:
 
     or call it once (``pyinit.patch_torch_init()``) to patch for the rest of the program, and
     ``pyinit.restore_torch_init()`` to undo it.
+
+    With ``timm=True``, timm's own initializers (timm.layers.trunc_normal_ and its kin, which do
+    not go through torch.nn.init) are routed through ``pyinit.timm`` too, as by
+    ``pyinit.patch_timm()`` (undone on exit, or by ``pyinit.restore_timm()``).
     """
-    return _Patch()
+    return _Patch(timm=timm)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ SEEDED = (
     "masked_uniform_",
     "trunc_normal_",
     "sparse_",
+    "timm_trunc_normal_",
     "uniform_many_",
     "normal_many_",
 )
@@ -41,7 +42,16 @@ def _float_cases(device: str, dtype: torch.dtype):
         torch.randn(6, 4, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
     )
     q, r = q.to(device), r.to(device)
-    return [
+    # timm's trunc_normal_ (float32/float64 only: pyinit/timm.py runs timm's composition otherwise).
+    timm_cases = (
+        [
+            ("timm_trunc_normal_", (t(5, 7), -0.95, 0.95, 0.03, 0.0, -2.0, 2.0, None, None, None)),
+            ("timm_trunc_normal_", (t(33), -0.95, 0.95, 1.4, 0.0, -2.0, 2.0, 0.02, 0.5, None)),
+        ]
+        if dtype in (torch.float32, torch.float64)
+        else []
+    )
+    return timm_cases + [
         ("uniform_", (t(5, 7), -1.0, 2.0, None)),
         ("normal_", (t(5, 7), 0.0, 1.0, None)),
         ("masked_uniform_", (t(40), -10.0, 10.0, 5.0, None)),
