@@ -23,10 +23,50 @@
 
 #ifdef PYINIT_PYTHON_MODULE
 #include <Python.h>
+
+#include <atomic>
+
+namespace pyinit::cpu {  // csrc/cpu/torch_stream_cpu.cpp
+std::atomic<int64_t>& torch_stream_jump_min_words();
+bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us);
+}  // namespace pyinit::cpu
+
+namespace {
+// Test hooks, not operators (tests/test_mt_jump.py). _set_torch_stream_jump_min_words(words) -> previous value:
+// the size from which the CPU torch stream draws in parallel by jump-ahead.
+PyObject* set_torch_stream_jump_min_words(PyObject*, PyObject* args) {
+  long long words = 0;
+  if (!PyArg_ParseTuple(args, "L", &words)) return nullptr;
+  return PyLong_FromLongLong(pyinit::cpu::torch_stream_jump_min_words().exchange(words));
+}
+// _mt19937_advance_check(seed, start, count) -> (equal, advance_us, draw_us): from at::mt19937(seed) advanced by
+// `start` words, whether the jump-ahead by `count` words leaves the engine exactly as drawing them does, and the
+// time the jump and the bulk draw of those words took.
+PyObject* mt19937_advance_check(PyObject*, PyObject* args) {
+  unsigned long long seed = 0;
+  long long start = 0, count = 0;
+  if (!PyArg_ParseTuple(args, "KLL", &seed, &start, &count)) return nullptr;
+  if (start < 0 || count < 0) {
+    PyErr_SetString(PyExc_ValueError, "start and count must be >= 0");
+    return nullptr;
+  }
+  double advance_us = 0, draw_us = 0;
+  bool equal = false;
+  Py_BEGIN_ALLOW_THREADS equal = pyinit::cpu::mt19937_advance_matches_draw(seed, start, count, &advance_us, &draw_us);
+  Py_END_ALLOW_THREADS return Py_BuildValue("(Odd)", equal ? Py_True : Py_False, advance_us, draw_us);
+}
+PyMethodDef methods[] = {
+    {"_set_torch_stream_jump_min_words", set_torch_stream_jump_min_words, METH_VARARGS, nullptr},
+    {"_mt19937_advance_check", mt19937_advance_check, METH_VARARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+}  // namespace
+
 extern "C" {
-// An empty module: importing pyinit._C loads this library, whose static initializers register the operators.
+// Importing pyinit._C loads this library, whose static initializers register the operators; the module itself
+// holds only test hooks.
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
 }
 }

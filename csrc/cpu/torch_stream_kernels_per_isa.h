@@ -34,6 +34,7 @@
 #include <type_traits>
 
 #include "cpu/mt19937_bulk.h"
+#include "cpu/mt19937_jump.h"
 #include "cpu/torch_stream_kernels.h"
 #include "pyinit/transforms.h"
 
@@ -429,7 +430,8 @@ constexpr bool kCapabilityFma = false;
 
 inline const TorchStreamKernels& capability_kernels() {
   static const TorchStreamKernels kernels{
-      &mt19937_draw,          &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
+      &mt19937_draw,          &mt19937_advance, &uniform_from_words<kCapabilityFma>,
+      &normal_blocks,         &normal_tail,     &normal_resample,
       /*fma=*/kCapabilityFma,
   };
   return kernels;
