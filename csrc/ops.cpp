@@ -28,16 +28,20 @@
 
 namespace pyinit::cpu {  // csrc/cpu/torch_stream_cpu.cpp
 std::atomic<int64_t>& torch_stream_jump_min_words();
+std::atomic<int64_t>& torch_stream_jump_cost_words();
 bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us);
 }  // namespace pyinit::cpu
 
 namespace {
-// Test hooks, not operators (tests/test_mt_jump.py). _set_torch_stream_jump_min_words(words) -> previous value:
-// the size from which the CPU torch stream draws in parallel by jump-ahead.
-PyObject* set_torch_stream_jump_min_words(PyObject*, PyObject* args) {
-  long long words = 0;
-  if (!PyArg_ParseTuple(args, "L", &words)) return nullptr;
-  return PyLong_FromLongLong(pyinit::cpu::torch_stream_jump_min_words().exchange(words));
+// Test hooks, not operators (tests/test_mt_jump.py). _set_torch_stream_jump(min_words, cost_words) -> the
+// previous pair: the size from which the CPU torch stream draws in parallel by jump-ahead, and the cost of a jump
+// its range split assumes (csrc/cpu/torch_stream_jump.h).
+PyObject* set_torch_stream_jump(PyObject*, PyObject* args) {
+  long long min_words = 0, cost_words = 0;
+  if (!PyArg_ParseTuple(args, "LL", &min_words, &cost_words)) return nullptr;
+  const long long previous_min = pyinit::cpu::torch_stream_jump_min_words().exchange(min_words);
+  const long long previous_cost = pyinit::cpu::torch_stream_jump_cost_words().exchange(cost_words);
+  return Py_BuildValue("(LL)", previous_min, previous_cost);
 }
 // _mt19937_advance_check(seed, start, count) -> (equal, advance_us, draw_us): from at::mt19937(seed) advanced by
 // `start` words, whether the jump-ahead by `count` words leaves the engine exactly as drawing them does, and the
@@ -56,7 +60,7 @@ PyObject* mt19937_advance_check(PyObject*, PyObject* args) {
   Py_END_ALLOW_THREADS return Py_BuildValue("(Odd)", equal ? Py_True : Py_False, advance_us, draw_us);
 }
 PyMethodDef methods[] = {
-    {"_set_torch_stream_jump_min_words", set_torch_stream_jump_min_words, METH_VARARGS, nullptr},
+    {"_set_torch_stream_jump", set_torch_stream_jump, METH_VARARGS, nullptr},
     {"_mt19937_advance_check", mt19937_advance_check, METH_VARARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -3,13 +3,15 @@ csrc/cpu/mt19937_jump.h): a jump of J words leaves at::mt19937 exactly as drawin
 uniform_ / masked_uniform_ / normal_ / trunc_normal_ drawn in parallel ranges write what
 torch.nn.init writes and leave the generator in torch's state, at 1, 2 and 4 threads.
 
-The parallel path starts at 2^20 words by default; these tests lower the threshold through a test
-hook of pyinit._C so that small tensors take it (every range split, every alignment case)."""
+The parallel path starts at 2^21 words by default; these tests lower the threshold and the jump
+cost the range split assumes through a test hook of pyinit._C, so that small tensors take it
+(every range split, every alignment case)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,12 +50,20 @@ def test_jump_table_is_generated():
     assert run.returncode == 0, run.stderr
 
 
+@contextmanager
+def jump_settings(min_words: int, cost_words: int):
+    previous = _C._set_torch_stream_jump(min_words, cost_words)
+    try:
+        yield
+    finally:
+        _C._set_torch_stream_jump(*previous)
+
+
 @pytest.fixture
 def jump_everywhere():
-    """The parallel path for every size (the threshold at 0 words), restored after."""
-    previous = _C._set_torch_stream_jump_min_words(0)
-    yield
-    _C._set_torch_stream_jump_min_words(previous)
+    """The parallel path for every size (threshold 0 words), ranges split evenly."""
+    with jump_settings(0, 0):
+        yield
 
 
 @pytest.fixture(params=[1, 2, 4], ids=lambda t: f"threads{t}")
@@ -110,8 +120,11 @@ def _run(name, shape, dtype, predrawn, use_generator, view=None):
 @pytest.mark.parametrize("name", sorted(INITS))
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("predrawn", PREDRAWN)
-def test_float32_sizes(jump_everywhere, threads, name, size, predrawn):
-    _run(name, (size,), torch.float32, predrawn, use_generator=predrawn != 101)
+@pytest.mark.parametrize("cost", [0, 700], ids=["even", "cost700"])
+def test_float32_sizes(threads, name, size, predrawn, cost):
+    # cost700: range 0 (no jump) is longer than the others by a jump's assumed cost of 700 words.
+    with jump_settings(0, cost):
+        _run(name, (size,), torch.float32, predrawn, use_generator=predrawn != 101)
 
 
 @pytest.mark.parametrize("name", sorted(INITS))
@@ -140,5 +153,5 @@ def test_views(jump_everywhere, threads, name, view, dtype):
 @pytest.mark.parametrize("name", sorted(INITS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 def test_default_threshold(threads, name, dtype):
-    # Past the default threshold (2^20 words), 2-D and not a multiple of 16.
-    _run(name, (1029, 1021), dtype, 101, use_generator=True)
+    # Past the default threshold (2^21 words), 2-D and not a multiple of 16.
+    _run(name, (1449, 1451), dtype, 101, use_generator=True)

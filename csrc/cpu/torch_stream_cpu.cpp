@@ -24,6 +24,11 @@ std::atomic<int64_t>& torch_stream_jump_min_words() {
   return words;
 }
 
+std::atomic<int64_t>& torch_stream_jump_cost_words() {
+  static std::atomic<int64_t> words{kJumpCostWords};
+  return words;
+}
+
 bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us) {
   const auto& kernels = torch_stream_kernels();
   at::mt19937 engine(seed);

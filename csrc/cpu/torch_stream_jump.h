@@ -19,15 +19,19 @@ namespace pyinit::cpu {
 
 // The default of torch_stream_jump_min_words(): below it the serial draw is faster (docs/decisions.md, "MT19937
 // jump-ahead").
-constexpr int64_t kJumpMinWords = int64_t{1} << 20;
+constexpr int64_t kJumpMinWords = int64_t{1} << 21;
 
 // Draws below this many words stay serial (serial_producer_pipeline). Tests lower it to reach the parallel
-// path on small tensors (pyinit._C._set_torch_stream_jump_min_words).
+// path on small tensors (pyinit._C._set_torch_stream_jump).
 std::atomic<int64_t>& torch_stream_jump_min_words();
 
 // What one jump costs, counted in words drawn serially (measured on the 2-core box: docs/decisions.md,
-// "MT19937 jump-ahead"): a range start that needs one more jump is worth moving by this many words.
-constexpr int64_t kJumpCostWords = int64_t{1} << 16;
+// "MT19937 jump-ahead"). Ranges that start with a jump get this many words fewer, and a start that needs one
+// more jump is worth moving by this many words.
+constexpr int64_t kJumpCostWords = int64_t{1} << 19;
+
+// The cost jump_range_starts assumes, kJumpCostWords unless a test set it (to reach every split on small tensors).
+std::atomic<int64_t>& torch_stream_jump_cost_words();
 
 // Words per block a thread draws into its buffer and transforms (64 KiB: in L2 while it is transformed).
 constexpr int64_t kJumpDrawBlock = int64_t{1} << 14;
@@ -43,17 +47,22 @@ inline uint64_t fewest_bits_between(uint64_t lo, uint64_t hi) {
 }
 
 // The first words of `parts` ranges covering [0, count), plus `count` at the end, or an empty vector when a
-// range would be empty. Range p > 0 starts near count * p / parts at a word that is a multiple of `align` and
-// that mt19937_advance reaches with few jumps: `available` words from the current array, then whole twists
-// m (a number with few set bits: one jump per bit), then 1..624 words into the next array. Each start is the
-// best of a few candidates under jumps * kJumpCostWords + distance from the even split.
+// range would be empty. Range 0 needs no jump, so it is one jump's worth longer than the others: the targets
+// make every range cost the same with one jump each. Range p > 0 starts near its target at a word that is a
+// multiple of `align` and that mt19937_advance reaches with few jumps: `available` words from the current
+// array, then whole twists m (a number with few set bits: one jump per bit), then 1..align words into the next
+// array. Each start is the best of a few candidates under jumps * kJumpCostWords + distance from the target.
 inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int64_t available, int64_t align) {
   constexpr int64_t N = at::MERSENNE_STATE_N;
   std::vector<int64_t> starts(static_cast<size_t>(parts) + 1, 0);
   starts[parts] = count;
   const int64_t share = count / parts;
+  // Words of range 0 (no jump); every other range has kJumpCostWords fewer.
+  const int64_t jump_cost = torch_stream_jump_cost_words().load(std::memory_order_relaxed);
+  const int64_t first_share = (count + (parts - 1) * jump_cost) / parts;
+  if (first_share - jump_cost < share / 4) return {};  // the jumps would cost more than they save
   for (int64_t p = 1; p < parts; ++p) {
-    const int64_t target = static_cast<int64_t>(static_cast<__int128>(count) * p / parts);
+    const int64_t target = p * first_share - (p - 1) * jump_cost;
     int64_t best = -1, best_cost = 0;
     for (int64_t slack = share / 256; slack <= share / 4; slack *= 2) {
       // Twist counts m whose ranges start within `slack` of the target.
@@ -62,7 +71,7 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
       const uint64_t m = fewest_bits_between(static_cast<uint64_t>(lo), static_cast<uint64_t>(hi));
       const int64_t before = available + N * static_cast<int64_t>(m);
       const int64_t start = before + (align - (before + 1) % align) % align + 1;  // 1..align words into it
-      const int64_t cost = __builtin_popcountll(m) * kJumpCostWords + std::abs(start - target);
+      const int64_t cost = __builtin_popcountll(m) * jump_cost + std::abs(start - target);
       if (best < 0 || cost < best_cost) best = start, best_cost = cost;
       if (slack == 0) break;
     }
