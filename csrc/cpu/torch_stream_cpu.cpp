@@ -267,7 +267,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
         // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
         // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
         // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
-        sorted.assign(p, p + main_count);
+        if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
         const bool parallel = jump_parallel_draw(
             gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
               const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
