@@ -81,6 +81,12 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
   return starts;
 }
 
+// Whether jump_parallel_draw considers a draw of `count` words (it may still decline: jump_range_starts).
+inline bool jump_parallel_draw_considered(int64_t count) {
+  return at::get_num_threads() > 1 && !in_parallel_work() &&
+         count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
+}
+
 // Draws the generator's next `count` words in parallel and calls consume(first, words, len) for consecutive
 // pieces that cover [0, count): words[k] is word first + k of the draw, `first` a multiple of `align`, and
 // `len` a multiple of `align` except for the last piece. Each thread advances a copy of the engine to its range
@@ -88,12 +94,6 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
 // serially leaves it. Pieces run on any thread, in any order; consume must not throw. Returns false, with
 // nothing drawn, where the serial draw is used instead (one thread, inside a parallel region, few words).
 // The caller holds the generator's mutex.
-// Whether jump_parallel_draw considers a draw of `count` words (it may still decline: jump_range_starts).
-inline bool jump_parallel_draw_considered(int64_t count) {
-  return at::get_num_threads() > 1 && !in_parallel_work() &&
-         count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
-}
-
 template <typename Consume>
 bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume) {
   if (!jump_parallel_draw_considered(count)) return false;
