@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cpu/parallel.h"
@@ -46,14 +47,32 @@ inline uint64_t fewest_bits_between(uint64_t lo, uint64_t hi) {
   return (hi & ~below) | (uint64_t{1} << top);
 }
 
+// A word near `target` that is a multiple of `align` and that mt19937_advance reaches with few jumps:
+// `available` words from the current array, then whole twists m (a number with few set bits: one jump per bit),
+// then 1..align words into the next array. The best of candidates within share / 256 .. share / 4 of the
+// target under jumps * jump cost + distance.
+inline int64_t cheap_start(int64_t target, int64_t share, int64_t available, int64_t align) {
+  constexpr int64_t N = at::MERSENNE_STATE_N;
+  const int64_t jump_cost = torch_stream_jump_cost_words().load(std::memory_order_relaxed);
+  int64_t best = -1, best_cost = 0;
+  for (int64_t slack = share / 256;; slack *= 2) {
+    // Twist counts m whose ranges start within `slack` of the target.
+    const int64_t lo = std::max<int64_t>(0, (target - slack - available - 1) / N);
+    const int64_t hi = std::max<int64_t>(lo, (target + slack - available - 1) / N);
+    const uint64_t m = fewest_bits_between(static_cast<uint64_t>(lo), static_cast<uint64_t>(hi));
+    const int64_t before = available + N * static_cast<int64_t>(m);
+    const int64_t start = before + (align - (before + 1) % align) % align + 1;  // 1..align words into it
+    const int64_t cost = __builtin_popcountll(m) * jump_cost + std::abs(start - target);
+    if (best < 0 || cost < best_cost) best = start, best_cost = cost;
+    if (slack == 0 || slack > share / 4) break;
+  }
+  return best;
+}
+
 // The first words of `parts` ranges covering [0, count), plus `count` at the end, or an empty vector when a
 // range would be empty. Range 0 needs no jump, so it is one jump's worth longer than the others: the targets
-// make every range cost the same with one jump each. Range p > 0 starts near its target at a word that is a
-// multiple of `align` and that mt19937_advance reaches with few jumps: `available` words from the current
-// array, then whole twists m (a number with few set bits: one jump per bit), then 1..align words into the next
-// array. Each start is the best of a few candidates under jumps * kJumpCostWords + distance from the target.
+// make every range cost the same with one jump each; each start is a cheap_start() near its target.
 inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int64_t available, int64_t align) {
-  constexpr int64_t N = at::MERSENNE_STATE_N;
   std::vector<int64_t> starts(static_cast<size_t>(parts) + 1, 0);
   starts[parts] = count;
   const int64_t share = count / parts;
@@ -62,21 +81,9 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
   const int64_t first_share = (count + (parts - 1) * jump_cost) / parts;
   if (first_share - jump_cost < share / 4) return {};  // the jumps would cost more than they save
   for (int64_t p = 1; p < parts; ++p) {
-    const int64_t target = p * first_share - (p - 1) * jump_cost;
-    int64_t best = -1, best_cost = 0;
-    for (int64_t slack = share / 256; slack <= share / 4; slack *= 2) {
-      // Twist counts m whose ranges start within `slack` of the target.
-      const int64_t lo = std::max<int64_t>(0, (target - slack - available - 1) / N);
-      const int64_t hi = std::max<int64_t>(lo, (target + slack - available - 1) / N);
-      const uint64_t m = fewest_bits_between(static_cast<uint64_t>(lo), static_cast<uint64_t>(hi));
-      const int64_t before = available + N * static_cast<int64_t>(m);
-      const int64_t start = before + (align - (before + 1) % align) % align + 1;  // 1..align words into it
-      const int64_t cost = __builtin_popcountll(m) * jump_cost + std::abs(start - target);
-      if (best < 0 || cost < best_cost) best = start, best_cost = cost;
-      if (slack == 0) break;
-    }
-    if (best <= starts[p - 1] || best >= count) return {};
-    starts[p] = best;
+    const int64_t start = cheap_start(p * first_share - (p - 1) * jump_cost, share, available, align);
+    if (start <= starts[p - 1] || start >= count) return {};
+    starts[p] = start;
   }
   return starts;
 }
@@ -87,34 +94,95 @@ inline bool jump_parallel_draw_considered(int64_t count) {
          count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
 }
 
+// The words of one range of a parallel draw not yet taken by its worker: [next, end). The worker takes blocks
+// from `next`; a thief lowers `end` and works on the words after it. Under `mutex`, held only briefly.
+struct JumpDrawRange {
+  std::mutex mutex;
+  int64_t next = 0, end = 0;
+};
+
 // Draws the generator's next `count` words in parallel and calls consume(first, words, len) for consecutive
 // pieces that cover [0, count): words[k] is word first + k of the draw, `first` a multiple of `align`, and
-// `len` a multiple of `align` except for the last piece. Each thread advances a copy of the engine to its range
-// (mt19937_advance), and the last range's engine becomes the generator's, exactly where drawing all the words
-// serially leaves it. Pieces run on any thread, in any order; consume must not throw. Returns false, with
-// nothing drawn, where the serial draw is used instead (one thread, inside a parallel region, few words).
-// The caller holds the generator's mutex.
+// `len` a multiple of `align` except for the last piece. Worker w (one per thread) starts on range w of
+// jump_range_starts, jumping a copy of the engine to its first word (mt19937_advance). A worker that runs out
+// of words takes the second half of the range with the most words left (another jump), so a worker that is
+// descheduled, or never starts, holds up nobody: its words go to the others (run_chunks runs an unstarted
+// worker's loop on the caller, which then finds little or nothing left). The worker that draws the last word
+// leaves its engine in the generator, exactly where drawing all the words serially leaves it. Pieces run on
+// any thread, in any order; consume must not throw. Returns false, with nothing drawn, where the serial draw
+// is used instead (one thread, inside a parallel region, few words). The caller holds the generator's mutex.
 template <typename Consume>
 bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume) {
   if (!jump_parallel_draw_considered(count)) return false;
   const int64_t threads = at::get_num_threads();
   const at::mt19937 engine = gen->engine();
-  const std::vector<int64_t> starts = jump_range_starts(count, threads, engine.data().left_ - 1, align);
+  const int64_t available = engine.data().left_ - 1;
+  const std::vector<int64_t> starts = jump_range_starts(count, threads, available, align);
   if (starts.empty()) return false;
   const auto& kernels = torch_stream_kernels();
+  const int64_t jump_cost = torch_stream_jump_cost_words().load(std::memory_order_relaxed);
+  // At least 8 blocks per range, so that there is something to take from a slow worker.
+  const int64_t block = std::max(align, std::min(kJumpDrawBlock, count / (8 * threads)) / align * align);
+  const int64_t min_taken = std::max(2 * jump_cost, 2 * block);  // the least a thief takes (its jump must pay)
+  std::unique_ptr<JumpDrawRange[]> ranges(new JumpDrawRange[static_cast<size_t>(threads)]);
+  for (int64_t w = 0; w < threads; ++w) ranges[w].next = starts[w], ranges[w].end = starts[w + 1];
   at::mt19937 last = engine;
-  parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    const int64_t block = std::min(kJumpDrawBlock, count);
-    std::unique_ptr<uint32_t[]> words(new uint32_t[static_cast<size_t>(block)]);
-    for (int64_t p = begin; p < end; ++p) {
-      at::mt19937 local = engine;
-      if (starts[p] > 0) kernels.advance_words(local, static_cast<uint64_t>(starts[p]));
-      for (int64_t first = starts[p]; first < starts[p + 1]; first += block) {
-        const int64_t len = std::min(block, starts[p + 1] - first);
-        kernels.draw_words(local, words.get(), len);
-        consume(first, static_cast<const uint32_t*>(words.get()), len);
+  // The second half of the range with the most words left, as this worker's new range; false when none has
+  // min_taken words to spare. The worker's own range is empty, so no one takes from it meanwhile.
+  auto take_from_others = [&](int64_t self) {
+    for (;;) {
+      int64_t victim = -1, most = 0;
+      for (int64_t v = 0; v < threads; ++v) {
+        if (v == self) continue;
+        std::lock_guard<std::mutex> lock(ranges[v].mutex);
+        if (ranges[v].end - ranges[v].next > most) most = ranges[v].end - ranges[v].next, victim = v;
       }
-      if (p + 1 == threads) last = local;
+      if (victim < 0 || most < 2 * min_taken) return false;
+      int64_t split = 0, end = 0;
+      {
+        std::lock_guard<std::mutex> lock(ranges[victim].mutex);
+        const int64_t next = ranges[victim].next;
+        end = ranges[victim].end;
+        if (end - next < 2 * min_taken) continue;  // taken meanwhile: look again
+        // The thief pays a jump: it takes a jump's worth fewer words.
+        split = cheap_start(next + (end - next + jump_cost) / 2, (end - next) / 2, available, align);
+        if (split < next + min_taken || split > end - min_taken) {
+          split = (next + (end - next) / 2) / align * align;  // no cheap start inside: the exact middle
+        }
+        ranges[victim].end = split;
+      }
+      std::lock_guard<std::mutex> lock(ranges[self].mutex);
+      ranges[self].next = split;
+      ranges[self].end = end;
+      return true;
+    }
+  };
+  parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    std::unique_ptr<uint32_t[]> words(new uint32_t[static_cast<size_t>(block)]);
+    for (int64_t w = begin; w < end; ++w) {
+      at::mt19937 local = engine;
+      int64_t position = 0;  // the word `local` draws next
+      do {
+        for (;;) {
+          int64_t first = 0, len = 0;
+          {
+            std::lock_guard<std::mutex> lock(ranges[w].mutex);
+            first = ranges[w].next;
+            len = std::min(block, ranges[w].end - first);
+            if (len <= 0) break;
+            ranges[w].next = first + len;
+          }
+          if (position != first) {  // a new range: jump there
+            local = engine;
+            kernels.advance_words(local, static_cast<uint64_t>(first));
+            position = first;
+          }
+          kernels.draw_words(local, words.get(), len);
+          position += len;
+          consume(first, static_cast<const uint32_t*>(words.get()), len);
+        }
+        if (position == count) last = local;  // this worker drew the last word
+      } while (take_from_others(w));
     }
   });
   gen->set_engine(last);
