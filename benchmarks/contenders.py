@@ -119,23 +119,6 @@ def pyinit_contenders(
     return rows
 
 
-def serial_draw(fn: Callable[[], object]) -> Callable[[], object] | None:
-    """fn with the CPU torch stream's parallel draw by MT19937 jump-ahead turned off (the serial
-    draw of earlier pyinit), or None when this pyinit has no such switch."""
-    hook = getattr(getattr(pyinit, "_C", None), "_set_torch_stream_jump", None)
-    if hook is None:
-        return None
-
-    def run() -> object:
-        previous = hook(1 << 62, 0)
-        try:
-            return fn()
-        finally:
-            hook(*previous)
-
-    return run
-
-
 def initializer_contenders(
     name: str, tensor: torch.Tensor, streams: list[str], use_compile: bool
 ) -> list[Contender]:
@@ -165,8 +148,4 @@ def initializer_contenders(
         name in RANDOM,
         fallback_note(name, tensor),
     )
-    serial = serial_draw(lambda: pyinit_fn(tensor, *args))
-    if serial is not None and name in RANDOM and "torch" in streams and tensor.device.type == "cpu":
-        # Side by side with pyinit[torch]: what the jump-ahead draw gains in the same run.
-        rows.append(Contender("pyinit[torch] serial draw", in_stream("torch", serial), "peer"))
     return rows
