@@ -105,9 +105,10 @@ struct JumpDrawRange {
 // pieces that cover [0, count): words[k] is word first + k of the draw, `first` a multiple of `align`, and
 // `len` a multiple of `align` except for the last piece. Worker w (one per thread) starts on range w of
 // jump_range_starts, jumping a copy of the engine to its first word (mt19937_advance). A worker that runs out
-// of words takes the second half of the range with the most words left (another jump), so a worker that is
-// descheduled, or never starts, holds up nobody: its words go to the others (run_chunks runs an unstarted
-// worker's loop on the caller, which then finds little or nothing left). The worker that draws the last word
+// of words goes on into the range that starts where it stopped, if that range's worker has not started (no jump),
+// else takes the second half of the range with the most words left (a jump), so a worker that is descheduled,
+// or never starts, holds up nobody: its words go to the others (run_chunks runs an unstarted worker's loop on
+// the caller, which then finds little or nothing left). The worker that draws the last word
 // leaves its engine in the generator, exactly where drawing all the words serially leaves it. Pieces run on
 // any thread, in any order; consume must not throw. Returns false, with nothing drawn, where the serial draw
 // is used instead (one thread, inside a parallel region, few words). The caller holds the generator's mutex.
@@ -157,32 +158,46 @@ bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align,
       return true;
     }
   };
+  // The range whose next word is `position` (the continuation of the words a worker just drew: no jump), or -1.
+  auto range_starting_at = [&](int64_t position) -> int64_t {
+    for (int64_t v = 0; v < threads; ++v) {
+      std::lock_guard<std::mutex> lock(ranges[v].mutex);
+      if (ranges[v].next == position && ranges[v].end > position) return v;
+    }
+    return -1;
+  };
   parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     std::unique_ptr<uint32_t[]> words(new uint32_t[static_cast<size_t>(block)]);
     for (int64_t w = begin; w < end; ++w) {
       at::mt19937 local = engine;
       int64_t position = 0;  // the word `local` draws next
-      do {
-        for (;;) {
-          int64_t first = 0, len = 0;
-          {
-            std::lock_guard<std::mutex> lock(ranges[w].mutex);
-            first = ranges[w].next;
-            len = std::min(block, ranges[w].end - first);
-            if (len <= 0) break;
-            ranges[w].next = first + len;
-          }
-          if (position != first) {  // a new range: jump there
-            local = engine;
-            kernels.advance_words(local, static_cast<uint64_t>(first));
-            position = first;
-          }
-          kernels.draw_words(local, words.get(), len);
-          position += len;
-          consume(first, static_cast<const uint32_t*>(words.get()), len);
+      int64_t current = w;   // the range this worker takes blocks from
+      for (;;) {
+        int64_t first = 0, len = 0;
+        {
+          std::lock_guard<std::mutex> lock(ranges[current].mutex);
+          first = ranges[current].next;
+          len = std::min(block, ranges[current].end - first);
+          if (len > 0) ranges[current].next = first + len;
         }
-        if (position == count) last = local;  // this worker drew the last word
-      } while (take_from_others(w));
+        if (len <= 0) {
+          if (position == count) last = local;  // this worker drew the last word
+          // Next: the range that continues where this worker stopped (its owner has not reached it: it will jump
+          // to wherever that range's next word is then), else half of another range (a jump).
+          current = position < count ? range_starting_at(position) : -1;
+          if (current < 0 && take_from_others(w)) current = w;
+          if (current < 0) break;
+          continue;
+        }
+        if (position != first) {  // not where this worker's engine is: jump there
+          local = engine;
+          kernels.advance_words(local, static_cast<uint64_t>(first));
+          position = first;
+        }
+        kernels.draw_words(local, words.get(), len);
+        position += len;
+        consume(first, static_cast<const uint32_t*>(words.get()), len);
+      }
     }
   });
   gen->set_engine(last);
