@@ -99,13 +99,14 @@ inline bool jump_parallel_draw_considered(int64_t count) {
 struct JumpDrawRange {
   std::mutex mutex;
   int64_t next = 0, end = 0;
+  bool started = false;  // its worker has taken a block (or another worker took the whole range over)
 };
 
 // Draws the generator's next `count` words in parallel and calls consume(first, words, len) for consecutive
 // pieces that cover [0, count): words[k] is word first + k of the draw, `first` a multiple of `align`, and
 // `len` a multiple of `align` except for the last piece. Worker w (one per thread) starts on range w of
 // jump_range_starts, jumping a copy of the engine to its first word (mt19937_advance). A worker that runs out
-// of words goes on into the range that starts where it stopped, if that range's worker has not started (no jump),
+// of words takes over the range that starts where it stopped, if that range's worker has not started (no jump),
 // else takes the second half of the range with the most words left (a jump), so a worker that is descheduled,
 // or never starts, holds up nobody: its words go to the others (run_chunks runs an unstarted worker's loop on
 // the caller, which then finds little or nothing left). The worker that draws the last word
@@ -158,38 +159,46 @@ bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align,
       return true;
     }
   };
-  // The range whose next word is `position` (the continuation of the words a worker just drew: no jump), or -1.
-  auto range_starting_at = [&](int64_t position) -> int64_t {
+  // Moves into this worker's (empty) range the words of a range whose worker has not started and whose next word
+  // is `position`: the continuation of the words this worker just drew, no jump. False when there is none.
+  auto take_over_continuation = [&](int64_t self, int64_t position) {
     for (int64_t v = 0; v < threads; ++v) {
-      std::lock_guard<std::mutex> lock(ranges[v].mutex);
-      if (ranges[v].next == position && ranges[v].end > position) return v;
+      if (v == self) continue;
+      int64_t end = 0;
+      {
+        std::lock_guard<std::mutex> lock(ranges[v].mutex);
+        if (ranges[v].started || ranges[v].next != position || ranges[v].end <= position) continue;
+        ranges[v].started = true;
+        end = ranges[v].end;
+        ranges[v].next = end;
+      }
+      std::lock_guard<std::mutex> lock(ranges[self].mutex);
+      ranges[self].next = position;
+      ranges[self].end = end;
+      return true;
     }
-    return -1;
+    return false;
   };
   parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     std::unique_ptr<uint32_t[]> words(new uint32_t[static_cast<size_t>(block)]);
     for (int64_t w = begin; w < end; ++w) {
       at::mt19937 local = engine;
       int64_t position = 0;  // the word `local` draws next
-      int64_t current = w;   // the range this worker takes blocks from
       for (;;) {
         int64_t first = 0, len = 0;
-        {
-          std::lock_guard<std::mutex> lock(ranges[current].mutex);
-          first = ranges[current].next;
-          len = std::min(block, ranges[current].end - first);
-          if (len > 0) ranges[current].next = first + len;
+        {  // only this worker takes blocks from its range; others only shorten it or take it over unstarted
+          std::lock_guard<std::mutex> lock(ranges[w].mutex);
+          ranges[w].started = true;
+          first = ranges[w].next;
+          len = std::min(block, ranges[w].end - first);
+          if (len > 0) ranges[w].next = first + len;
         }
         if (len <= 0) {
           if (position == count) last = local;  // this worker drew the last word
-          // Next: the range that continues where this worker stopped (its owner has not reached it: it will jump
-          // to wherever that range's next word is then), else half of another range (a jump).
-          current = position < count ? range_starting_at(position) : -1;
-          if (current < 0 && take_from_others(w)) current = w;
-          if (current < 0) break;
-          continue;
+          if (take_over_continuation(w, position) || take_from_others(w)) continue;
+          break;
         }
-        if (position != first) {  // not where this worker's engine is: jump there
+        if (position != first) {  // a range that starts elsewhere: jump there
           local = engine;
           kernels.advance_words(local, static_cast<uint64_t>(first));
           position = first;
