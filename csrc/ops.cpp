@@ -29,19 +29,21 @@
 namespace pyinit::cpu {  // csrc/cpu/torch_stream_cpu.cpp
 std::atomic<int64_t>& torch_stream_jump_min_words();
 std::atomic<int64_t>& torch_stream_jump_cost_words();
+std::atomic<int64_t>& torch_stream_jump_min_threads();
 bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us);
 }  // namespace pyinit::cpu
 
 namespace {
-// Test hooks, not operators (tests/test_mt_jump.py). _set_torch_stream_jump(min_words, cost_words) -> the
-// previous pair: the size from which the CPU torch stream draws in parallel by jump-ahead, and the cost of a jump
-// its range split assumes (csrc/cpu/torch_stream_jump.h).
+// Test hooks, not operators (tests/test_mt_jump.py). _set_torch_stream_jump(min_words, cost_words, min_threads)
+// -> the previous triple: the size and thread count from which the CPU torch stream draws in parallel by
+// jump-ahead, and the cost of a jump its range split assumes (csrc/cpu/torch_stream_jump.h).
 PyObject* set_torch_stream_jump(PyObject*, PyObject* args) {
-  long long min_words = 0, cost_words = 0;
-  if (!PyArg_ParseTuple(args, "LL", &min_words, &cost_words)) return nullptr;
+  long long min_words = 0, cost_words = 0, min_threads = 0;
+  if (!PyArg_ParseTuple(args, "LLL", &min_words, &cost_words, &min_threads)) return nullptr;
   const long long previous_min = pyinit::cpu::torch_stream_jump_min_words().exchange(min_words);
   const long long previous_cost = pyinit::cpu::torch_stream_jump_cost_words().exchange(cost_words);
-  return Py_BuildValue("(LL)", previous_min, previous_cost);
+  const long long previous_threads = pyinit::cpu::torch_stream_jump_min_threads().exchange(min_threads);
+  return Py_BuildValue("(LLL)", previous_min, previous_cost, previous_threads);
 }
 // _mt19937_advance_check(seed, start, count) -> (equal, advance_us, draw_us): from at::mt19937(seed) advanced by
 // `start` words, whether the jump-ahead by `count` words leaves the engine exactly as drawing them does, and the

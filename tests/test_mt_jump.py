@@ -3,9 +3,9 @@ csrc/cpu/mt19937_jump.h): a jump of J words leaves at::mt19937 exactly as drawin
 uniform_ / masked_uniform_ / normal_ / trunc_normal_ drawn in parallel ranges write what
 torch.nn.init writes and leave the generator in torch's state, at 1, 2 and 4 threads.
 
-The parallel path starts at 2^21 words by default; these tests lower the threshold and the jump
-cost the range split assumes through a test hook of pyinit._C, so that small tensors take it
-(every range split, every alignment case)."""
+The parallel path starts at 2^22 words and 3 threads by default; these tests lower the thresholds
+(2 threads, 0 words) and the jump cost the range split assumes through a test hook of pyinit._C,
+so that small tensors take it (every range split, every alignment case)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_jump_table_is_generated():
 
 @contextmanager
 def jump_settings(min_words: int, cost_words: int):
-    previous = _C._set_torch_stream_jump(min_words, cost_words)
+    previous = _C._set_torch_stream_jump(min_words, cost_words, 2)
     try:
         yield
     finally:
@@ -153,5 +153,6 @@ def test_views(jump_everywhere, threads, name, view, dtype):
 @pytest.mark.parametrize("name", sorted(INITS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 def test_default_threshold(threads, name, dtype):
-    # Past the default threshold (2^21 words), 2-D and not a multiple of 16.
-    _run(name, (1449, 1451), dtype, 101, use_generator=True)
+    # Past the default size threshold (2^22 words; 4 threads pass the thread threshold too), 2-D
+    # and not a multiple of 16.
+    _run(name, (2053, 2047), dtype, 101, use_generator=True)

@@ -24,6 +24,14 @@ std::atomic<int64_t>& torch_stream_jump_min_words() {
   return words;
 }
 
+std::atomic<int64_t>& torch_stream_jump_min_threads() {
+  static std::atomic<int64_t> threads{[] {
+    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS");
+    return text != nullptr ? std::atoll(text) : kJumpMinThreads;
+  }()};
+  return threads;
+}
+
 std::atomic<int64_t>& torch_stream_jump_cost_words() {
   static std::atomic<int64_t> words{kJumpCostWords};
   return words;

@@ -20,7 +20,7 @@ namespace pyinit::cpu {
 
 // The default of torch_stream_jump_min_words(): below it the serial draw is faster (docs/decisions.md, "MT19937
 // jump-ahead").
-constexpr int64_t kJumpMinWords = int64_t{1} << 21;
+constexpr int64_t kJumpMinWords = int64_t{1} << 22;
 
 // Draws below this many words stay serial (serial_producer_pipeline). Tests lower it to reach the parallel
 // path on small tensors (pyinit._C._set_torch_stream_jump).
@@ -29,7 +29,16 @@ std::atomic<int64_t>& torch_stream_jump_min_words();
 // What one jump costs, counted in words drawn serially (measured on the 2-core box: docs/decisions.md,
 // "MT19937 jump-ahead"). Ranges that start with a jump get this many words fewer, and a start that needs one
 // more jump is worth moving by this many words.
-constexpr int64_t kJumpCostWords = int64_t{1} << 19;
+constexpr int64_t kJumpCostWords = int64_t{1} << 20;
+
+// The default of torch_stream_jump_min_threads(). On the shared 2-core box the parallel draw measured 10-25%
+// slower than the serial producer at 2 threads (there the producer and one consumer already keep both cores
+// busy, and the box was loaded: docs/decisions.md, "MT19937 jump-ahead"), so it starts at 3 threads.
+constexpr int64_t kJumpMinThreads = 3;
+
+// The fewest threads (at::get_num_threads()) for the parallel draw; PYINIT_TORCH_STREAM_JUMP_MIN_THREADS or a
+// test may change it.
+std::atomic<int64_t>& torch_stream_jump_min_threads();
 
 // The cost jump_range_starts assumes, kJumpCostWords unless a test set it (to reach every split on small tensors).
 std::atomic<int64_t>& torch_stream_jump_cost_words();
@@ -90,8 +99,9 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
 
 // Whether jump_parallel_draw considers a draw of `count` words (it may still decline: jump_range_starts).
 inline bool jump_parallel_draw_considered(int64_t count) {
-  return at::get_num_threads() > 1 && !in_parallel_work() &&
-         count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
+  return at::get_num_threads() > 1 &&
+         at::get_num_threads() >= torch_stream_jump_min_threads().load(std::memory_order_relaxed) &&
+         !in_parallel_work() && count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
 }
 
 // The words of one range of a parallel draw not yet taken by its worker: [next, end). The worker takes blocks
