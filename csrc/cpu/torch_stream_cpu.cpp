@@ -3,12 +3,60 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <chrono>
+#include <cstdlib>
+
 #include "cpu/parallel.h"
+#include "cpu/torch_stream_jump.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
 #include "validate.h"
 
 namespace pyinit::cpu {
+
+std::atomic<int64_t>& torch_stream_jump_min_words() {
+  // PYINIT_TORCH_STREAM_JUMP_MIN_WORDS overrides the threshold for a whole process (the benchmarks compare the
+  // serial draw with it).
+  static std::atomic<int64_t> words{[] {
+    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_WORDS");
+    return text != nullptr ? std::atoll(text) : kJumpMinWords;
+  }()};
+  return words;
+}
+
+std::atomic<int64_t>& torch_stream_jump_min_threads() {
+  static std::atomic<int64_t> threads{[] {
+    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS");
+    return text != nullptr ? std::atoll(text) : kJumpMinThreads;
+  }()};
+  return threads;
+}
+
+std::atomic<int64_t>& torch_stream_jump_cost_words() {
+  static std::atomic<int64_t> words{kJumpCostWords};
+  return words;
+}
+
+bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us) {
+  const auto& kernels = torch_stream_kernels();
+  at::mt19937 engine(seed);
+  for (int64_t i = 0; i < start; ++i) engine();
+  at::mt19937 drawn = engine, jumped = engine, bulk = engine;
+  for (int64_t i = 0; i < count; ++i) drawn();  // torch's engine, word by word: the reference
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  kernels.advance_words(jumped, static_cast<uint64_t>(count));
+  const auto t1 = clock::now();
+  std::vector<uint32_t> words(static_cast<size_t>(std::max<int64_t>(count, 1)));
+  kernels.draw_words(bulk, words.data(), count);
+  const auto t2 = clock::now();
+  *advance_us = std::chrono::duration<double, std::micro>(t1 - t0).count();
+  *draw_us = std::chrono::duration<double, std::micro>(t2 - t1).count();
+  const at::mt19937_data_pod a = drawn.data(), b = jumped.data();
+  return a.seed_ == b.seed_ && a.left_ == b.left_ && a.seeded_ == b.seeded_ && a.next_ == b.next_ &&
+         a.state_ == b.state_;
+}
+
 namespace {
 
 // Draws `words_per_element` words per element for elements [0, n) and calls transform(begin, end, block_words)
@@ -63,10 +111,17 @@ void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, do
   uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), n * words_per_element);
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
-      kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
-                                 threshold);
-    });
+    const bool parallel = jump_parallel_draw(
+        gen, n * words_per_element, words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
+          kernels.uniform_from_words(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
+                                     len / words_per_element, low, high, mask, threshold);
+        });
+    if (!parallel) {
+      draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
+        kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
+                                   threshold);
+      });
+    }
   }
   out.commit();
 }
@@ -94,14 +149,21 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
     const int64_t main_words = normal_fill_main_words(dtype, n);
     const int64_t tail_count = normal_fill_tail_words(dtype, n);
     const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-    uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
-    // Pipeline ranges start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block
-    // (its words drawn for float/double, not for half/bfloat16) is left to the tail.
-    draw_and_transform(gen, words, main_words / words_per_element, words_per_element,
-                       [&](int64_t begin, int64_t end, const uint32_t* w) {
-                         kernels.normal_blocks(dtype, offset(out.data(), dtype, begin), w, 0, end / 16 - begin / 16,
-                                               mean, std, /*zero_mask=*/nullptr);
-                       });
+    // Ranges and pipeline blocks start at multiples of 16, so each holds whole Box-Muller blocks; a partial
+    // last block (its words drawn for float/double, not for half/bfloat16) is left to the tail.
+    const bool parallel =
+        jump_parallel_draw(gen, main_words, 16 * words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
+          kernels.normal_blocks(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
+                                len / words_per_element / 16, mean, std, /*zero_mask=*/nullptr);
+        });
+    if (!parallel) {
+      uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
+      draw_and_transform(gen, words, main_words / words_per_element, words_per_element,
+                         [&](int64_t begin, int64_t end, const uint32_t* w) {
+                           kernels.normal_blocks(dtype, offset(out.data(), dtype, begin), w, 0, end / 16 - begin / 16,
+                                                 mean, std, /*zero_mask=*/nullptr);
+                         });
+    }
     uint32_t tail[32];
     draw_words(gen, tail, tail_count);
     if (tail_count > 0) kernels.normal_tail(dtype, out.data(), n, tail, mean, std, /*zero_mask=*/nullptr);
@@ -200,6 +262,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
       // Indices from tail_start on take their proposal from the tail block (normal_fill recomputes [n - 16, n)).
       const int64_t tail_start = tail_count > 0 ? n - 16 : n;
       std::vector<int64_t> bounds(static_cast<size_t>(blocks) + 1);
+      std::vector<int64_t> sorted;
       int64_t count = static_cast<int64_t>(pending.size());
       while (count > 0) {
         int64_t* p = pending.data();
@@ -209,16 +272,30 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
           bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
         }
         bounds[blocks] = main_count;
-        // The round's words are drawn block by block (into a ring: no whole-tensor buffer) and evaluated as drawn.
-        draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
-                           [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
-                             const int64_t blk = begin / kPipelineBlock;
-                             const int64_t first = bounds[blk], last = bounds[blk + 1];
-                             if (last > first) {
-                               kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a,
-                                                       b);
-                             }
-                           });
+        // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
+        // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
+        // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
+        if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
+        const bool parallel = jump_parallel_draw(
+            gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
+              const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
+              const int64_t first = std::lower_bound(sorted.begin(), sorted.end(), begin) - sorted.begin();
+              const int64_t last = std::lower_bound(sorted.begin(), sorted.end(), end) - sorted.begin();
+              if (last > first) {
+                kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a, b);
+              }
+            });
+        if (!parallel) {
+          draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
+                             [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
+                               const int64_t blk = begin / kPipelineBlock;
+                               const int64_t first = bounds[blk], last = bounds[blk + 1];
+                               if (last > first) {
+                                 kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a,
+                                                         b);
+                               }
+                             });
+        }
         uint32_t tail[32];
         draw_words(gen, tail, tail_count);
         if (count > main_count) {

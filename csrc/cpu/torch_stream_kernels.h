@@ -23,6 +23,8 @@ struct ZeroMask {
 struct TorchStreamKernels {
   // The next `count` words of torch's Mersenne Twister (see mt19937_bulk.h), vectorized for the capability.
   void (*draw_words)(at::mt19937& engine, uint32_t* out, int64_t count);
+  // Advances the engine by `count` words as drawing them would, by jump-ahead (see mt19937_jump.h).
+  void (*advance_words)(at::mt19937& engine, uint64_t count);
   // The transforms below run on the calling thread over the range they are given; callers parallelize (and
   // overlap them with the draw: see Note [Serial producer, parallel consumers] in torch_stream_pipeline.h).
   // uniform_ (and masked_uniform_ when `mask`) of elements [begin, end): `words` holds 1 word per element (2 for

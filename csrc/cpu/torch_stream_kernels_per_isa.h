@@ -3,15 +3,26 @@
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // torch's CPU distributions draw from one serial Mersenne Twister (at::mt19937) under the generator's mutex.
 // pyinit writes exactly the same values and leaves the generator in exactly the same state, faster:
-//   1. the words torch would draw are drawn in one bulk call (mt19937_bulk.h), the only serial step;
-//   2. the words are turned into values in parallel (at::parallel_for), with the same operations torch uses:
+//   1. the words torch would draw are drawn in bulk (mt19937_bulk.h). Large draws on 3 or more threads
+//      (torch_stream_jump_min_words() and _min_threads(): 2^22 words, 3 threads by default; on the 2-core box
+//      the serial producer measured faster at 2 threads) are split into one contiguous range of words per
+//      thread: each thread copies the engine, jumps it to its range's first word (Note [MT19937 jump-ahead],
+//      mt19937_jump.h), draws and transforms its range in 2^14-word blocks, and the last range's engine becomes
+//      the generator's (torch_stream_jump.h). Smaller draws are one serial producer that other threads
+//      transform behind (Note [Serial producer, parallel consumers]). Range starts are multiples of the words
+//      per element (normal_: per 16-element block) and need few jumps (whole twists with few set bits);
+//   2. the words are turned into values with the same operations torch uses:
 //      - uniform_: low 24 bits (float, half, bfloat16: computed in float) or 53 bits of (w0 << 32 | w1)
 //        (double) scaled to [0, 1), then x * (to - from) + from, cast, and a value equal to `to` mapped to `from`;
 //      - normal_ on a contiguous tensor of >= 16 elements: one uniform per element, Box-Muller on each block of
 //        16 (pairs j, j + 8), and when numel % 16 != 0, 16 more words that recompute the last 16 outputs.
 //        float/half/bfloat16 use float math, double uses double math;
 //      - normal_ otherwise: at::normal_distribution<double> element by element (serial; it caches the second
-//        Box-Muller sample in the generator, so it is called, not re-implemented);
+//        Box-Muller sample in the generator, so it is called, not re-implemented). normal_fill (the >= 16 path)
+//        never reads or writes that cache, so the parallel draw leaves it as torch does: untouched;
+//      - trunc_normal_: each resampling round draws a whole normal_fill's words (Note [trunc_normal_ by normal
+//        proposals]), so a round's main words are drawn in parallel ranges too, and only pending elements are
+//        evaluated;
 //   3. torch's own results depend on the CPU capability it dispatched: its AVX2/AVX512 builds contract
 //      x * range + from into an FMA and run the AVX2 Box-Muller (log256_ps / sincos256_ps from the shipped
 //      ATen/native/cpu/avx_mathfun.h); its DEFAULT build does neither. pyinit compiles this header twice
@@ -34,6 +45,7 @@
 #include <type_traits>
 
 #include "cpu/mt19937_bulk.h"
+#include "cpu/mt19937_jump.h"
 #include "cpu/torch_stream_kernels.h"
 #include "pyinit/transforms.h"
 
@@ -429,7 +441,8 @@ constexpr bool kCapabilityFma = false;
 
 inline const TorchStreamKernels& capability_kernels() {
   static const TorchStreamKernels kernels{
-      &mt19937_draw,          &uniform_from_words<kCapabilityFma>, &normal_blocks, &normal_tail, &normal_resample,
+      &mt19937_draw,          &mt19937_advance, &uniform_from_words<kCapabilityFma>,
+      &normal_blocks,         &normal_tail,     &normal_resample,
       /*fma=*/kCapabilityFma,
   };
   return kernels;

@@ -32,12 +32,50 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+// Test hooks (tests/test_mt_jump.py), defined in csrc/cpu/torch_stream_cpu.cpp.
+namespace pyinit::cpu {
+std::atomic<int64_t>& torch_stream_jump_min_words();
+std::atomic<int64_t>& torch_stream_jump_cost_words();
+std::atomic<int64_t>& torch_stream_jump_min_threads();
+bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us);
+}  // namespace pyinit::cpu
+
 namespace {
+
+// _set_torch_stream_jump(min_words, cost_words, min_threads) -> the previous triple: the size and thread count
+// from which the CPU torch stream draws in parallel by jump-ahead, and the cost of a jump its range split assumes
+// (csrc/cpu/torch_stream_jump.h).
+PyObject* set_torch_stream_jump(PyObject*, PyObject* args) {
+  long long min_words = 0, cost_words = 0, min_threads = 0;
+  if (!PyArg_ParseTuple(args, "LLL", &min_words, &cost_words, &min_threads)) return nullptr;
+  const long long previous_min = pyinit::cpu::torch_stream_jump_min_words().exchange(min_words);
+  const long long previous_cost = pyinit::cpu::torch_stream_jump_cost_words().exchange(cost_words);
+  const long long previous_threads = pyinit::cpu::torch_stream_jump_min_threads().exchange(min_threads);
+  return Py_BuildValue("(LLL)", previous_min, previous_cost, previous_threads);
+}
+
+// _mt19937_advance_check(seed, start, count) -> (equal, advance_us, draw_us): from at::mt19937(seed) advanced by
+// `start` words, whether the jump-ahead by `count` words leaves the engine exactly as drawing them does, and the
+// time the jump and the bulk draw of those words took.
+PyObject* mt19937_advance_check(PyObject*, PyObject* args) {
+  unsigned long long seed = 0;
+  long long start = 0, count = 0;
+  if (!PyArg_ParseTuple(args, "KLL", &seed, &start, &count)) return nullptr;
+  if (start < 0 || count < 0) {
+    PyErr_SetString(PyExc_ValueError, "start and count must be >= 0");
+    return nullptr;
+  }
+  double advance_us = 0, draw_us = 0;
+  bool equal = false;
+  Py_BEGIN_ALLOW_THREADS equal = pyinit::cpu::mt19937_advance_matches_draw(seed, start, count, &advance_us, &draw_us);
+  Py_END_ALLOW_THREADS return Py_BuildValue("(Odd)", equal ? Py_True : Py_False, advance_us, draw_us);
+}
 
 PyTypeObject* parameter_type = nullptr;  // torch.nn.Parameter, set by pyinit/_ops.py
 
@@ -312,6 +350,8 @@ PyMethodDef methods[] = {
      "philox_call(handle, generator, self, *params) -> bool: call() with the key drawn from the generator"},
     {"set_parameter_type", set_parameter_type, METH_O, "set_parameter_type(torch.nn.Parameter)"},
     {"philox_key", philox_key, METH_O, "philox_key(generator) -> (key, offset), or None"},
+    {"_set_torch_stream_jump", set_torch_stream_jump, METH_VARARGS, nullptr},
+    {"_mt19937_advance_check", mt19937_advance_check, METH_VARARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
