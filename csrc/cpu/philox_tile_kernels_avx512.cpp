@@ -251,42 +251,66 @@ void philox_bits_tile_avx512(uint64_t key, uint64_t offset, uint64_t tile, int64
   }
 }
 
-void philox_normal_pick_avx512(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
-                               float* dst) {
-  const RoundKeys keys(call.key);
+namespace {
+
+// The pick of up to 16 N elements index[0, count) (N vectors at once: independent dependency chains).
+template <int N>
+inline void normal_pick16xN(const PhiloxCall& call, const RoundKeys& keys, const uint64_t* index, int64_t count,
+                            uint64_t stream, float* dst) {
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxM0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxM1));
   const __m512i offset = _mm512_set1_epi64(static_cast<long long>(call.offset));
   const __m512i seven = _mm512_set1_epi64(7), three = _mm512_set1_epi64(3);
-  const __m512 mean = splat(call.mean_f), std = splat(call.std_f);
-  for (int64_t i = 0; i < count; i += 16) {
-    const int64_t left = count - i;
-    const __mmask16 live = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+  Block16 s[N];
+  __m512i slots[N];
+  __mmask16 live[N];
+  for (int v = 0; v < N; ++v) {
+    const int64_t left = count - 16 * v;
+    live[v] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>(left > 0 ? (1u << left) - 1 : 0u);
     // philox_tile(index, 1): block = (index >> 5) * 8 + index % 8, slot = (index >> 3) % 4; counter = offset + block.
     __m256i lo[2], hi[2], slot[2];
     for (int h = 0; h < 2; ++h) {
-      const __m512i g = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(live >> (8 * h)), index + i + 8 * h);
+      const __m512i g = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(live[v] >> (8 * h)), index + 16 * v + 8 * h);
       const __m512i block = _mm512_or_si512(_mm512_slli_epi64(_mm512_srli_epi64(g, 5), 3), _mm512_and_si512(g, seven));
       const __m512i counter = _mm512_add_epi64(offset, block);
       lo[h] = _mm512_cvtepi64_epi32(counter);
       hi[h] = _mm512_cvtepi64_epi32(_mm512_srli_epi64(counter, 32));
       slot[h] = _mm512_cvtepi64_epi32(_mm512_and_si512(_mm512_srli_epi64(g, 3), three));
     }
-    Block16 s{join(lo), join(hi), _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream))),
-              _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)))};
-    for (int round = 0; round < 10; ++round) round16(s, m0, m1, keys.k0[round], keys.k1[round]);
-    // philox_standard_normal_float: slots 0, 1 use the pair (x, y), slots 2, 3 the pair (z, w); odd slots the sine.
-    const __m512i slots = join(slot);
-    const __mmask16 second_pair = _mm512_cmpge_epu32_mask(slots, _mm512_set1_epi32(2));
-    const __mmask16 sine = _mm512_test_epi32_mask(slots, _mm512_set1_epi32(1));
-    const __m512i radius_word = _mm512_mask_blend_epi32(second_pair, s.x, s.z);
-    const __m512i angle_word = _mm512_mask_blend_epi32(second_pair, s.y, s.w);
-    __m512 r, c, sn;
-    radius16xN<1>(&radius_word, &r);
-    cossin16xN<1>(&angle_word, &c, &sn);
-    const __m512 z = mul(r, _mm512_mask_blend_ps(sine, c, sn));
-    _mm512_mask_storeu_ps(dst + i, live, add(mul(z, std), mean));
+    s[v] = Block16{join(lo), join(hi), _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream))),
+                   _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)))};
+    slots[v] = join(slot);
   }
+  for (int round = 0; round < 10; ++round) {
+    for (int v = 0; v < N; ++v) round16(s[v], m0, m1, keys.k0[round], keys.k1[round]);
+  }
+  // philox_standard_normal_float: slots 0, 1 use the pair (x, y), slots 2, 3 the pair (z, w); odd slots the sine.
+  __m512i radius_word[N], angle_word[N];
+  __mmask16 sine[N];
+  for (int v = 0; v < N; ++v) {
+    const __mmask16 second_pair = _mm512_cmpge_epu32_mask(slots[v], _mm512_set1_epi32(2));
+    sine[v] = _mm512_test_epi32_mask(slots[v], _mm512_set1_epi32(1));
+    radius_word[v] = _mm512_mask_blend_epi32(second_pair, s[v].x, s[v].z);
+    angle_word[v] = _mm512_mask_blend_epi32(second_pair, s[v].y, s[v].w);
+  }
+  __m512 r[N], c[N], sn[N];
+  radius16xN<N>(radius_word, r);
+  cossin16xN<N>(angle_word, c, sn);
+  const __m512 mean = splat(call.mean_f), std = splat(call.std_f);
+  for (int v = 0; v < N; ++v) {
+    const __m512 z = mul(r[v], _mm512_mask_blend_ps(sine[v], c[v], sn[v]));
+    _mm512_mask_storeu_ps(dst + 16 * v, live[v], add(mul(z, std), mean));
+  }
+}
+
+}  // namespace
+
+void philox_normal_pick_avx512(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
+                               float* dst) {
+  const RoundKeys keys(call.key);
+  int64_t i = 0;
+  for (; count - i > 32; i += 64) normal_pick16xN<4>(call, keys, index + i, count - i, stream, dst + i);
+  for (; i < count; i += 16) normal_pick16xN<1>(call, keys, index + i, count - i, stream, dst + i);
 }
 
 int64_t philox_reject_scan_avx512(const float* v, int64_t count, float lo, float hi, int32_t* out) {
@@ -298,7 +322,7 @@ int64_t philox_reject_scan_avx512(const float* v, int64_t count, float lo, float
     // inside: lo <= x <= hi (false for NaN)
     const __mmask16 inside = _mm512_cmp_ps_mask(x, low, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, high, _CMP_LE_OQ);
     const __mmask16 rejected = static_cast<__mmask16>(~inside);
-    if (rejected == 0) continue;
+    // No branch on `rejected`: about half of the vectors hold a rejected element, at random.
     const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), lane);
     _mm512_storeu_si512(out + m, _mm512_maskz_compress_epi32(rejected, index));
     m += __builtin_popcount(static_cast<unsigned>(rejected));
