@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .contenders import DTYPES, INITIALIZERS, available_streams
+from .contenders import DTYPES, INITIALIZERS, available_streams, is_stream
 from .environment import environment, header_lines
 from .report import headline_summary, table_lines, write_json, write_plots
 from .sections import Plan, count_groups, run_headline, run_plan
@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", help="log2 element counts: '12,16,20' or '10:26:2'")
     p.add_argument("--devices", type=_csv, help="cpu,cuda (default: cpu, and cuda when present)")
     p.add_argument("--dtypes", type=_csv, help="default float32,bfloat16 (--quick: float32)")
-    p.add_argument("--streams", type=_csv, help="pyinit random streams (default: all available)")
+    p.add_argument(
+        "--streams",
+        type=_csv,
+        help="pyinit random streams (default: all available); philox@portable|avx2|avx512: "
+        "the philox stream's CPU kernels limited to that variant",
+    )
     p.add_argument(
         "--threads",
         type=_csv,
@@ -129,9 +134,9 @@ def resolve(args: argparse.Namespace) -> tuple[Plan, list[dict]]:
         reason = "torch.cuda.is_available() is False"
         skipped.append({"what": "device cuda (GPU path: CUDA events)", "reason": reason})
     streams = args.streams or available_streams()
-    for stream in [s for s in streams if s not in available_streams()]:
+    for stream in [s for s in streams if not is_stream(s)]:
         skipped.append({"what": f"stream {stream}", "reason": "this pyinit has no such stream"})
-    streams = [s for s in streams if s in available_streams()] or ["torch"]
+    streams = [s for s in streams if is_stream(s)] or ["torch"]
     key = "quick" if args.quick and args.preset == "default" else args.preset
     sizes = {
         d: parse_sizes(args.sizes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 
 import torch
@@ -63,14 +64,45 @@ def available_streams() -> list[str]:
     return list(names or ("torch", "philox"))
 
 
+# `--streams philox@avx2`: the philox stream with its CPU kernels limited to one variant
+# (PYINIT_PHILOX_SIMD, read by the kernels at every call): the variants side by side in one run.
+PHILOX_SIMD = {"portable": "0", "avx2": "avx2", "avx512": "best"}
+
+
+def is_stream(name: str) -> bool:
+    """A stream of this pyinit, or `philox@<variant>` (avx512: where torch's capability is AVX512,
+    which the philox kernels follow)."""
+    base, _, simd = name.partition("@")
+    if base not in available_streams():
+        return False
+    if not simd:
+        return True
+    return (
+        base == "philox"
+        and simd in PHILOX_SIMD
+        and (simd != "avx512" or torch.backends.cpu.get_cpu_capability() == "AVX512")
+    )
+
+
 def in_stream(stream: str | None, fn: Callable[[], object]) -> Callable[[], object]:
     """fn run under `with pyinit.stream(stream):` (when pyinit has streams)."""
     if stream is None or not has_streams():
         return fn
+    name, _, simd = stream.partition("@")
 
     def run() -> object:
-        with pyinit.stream(stream):
-            return fn()
+        if simd:
+            before = os.environ.get("PYINIT_PHILOX_SIMD")
+            os.environ["PYINIT_PHILOX_SIMD"] = PHILOX_SIMD[simd]
+        try:
+            with pyinit.stream(name):
+                return fn()
+        finally:
+            if simd:
+                if before is None:
+                    del os.environ["PYINIT_PHILOX_SIMD"]
+                else:
+                    os.environ["PYINIT_PHILOX_SIMD"] = before
 
     return run
 

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "cpu/parallel.h"
-#include "cpu/cpu_isa.h"
 #include "cpu/philox_tile_kernels.h"
 #include "memory_order.h"
 #include "philox_host.h"
@@ -22,12 +21,6 @@ namespace pyinit::cpu {
 namespace {
 
 constexpr int64_t kPhiloxGrain = 1 << 15;
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define PYINIT_PHILOX_KERNEL(name) (philox_isa() == CpuIsa::kAvx2 ? &name##_avx2 : &name##_portable)
-#else
-#define PYINIT_PHILOX_KERNEL(name) (&name##_portable)
-#endif
 
 PhiloxFloatTileFn float_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_float_tile); }
 PhiloxBitsTileFn bits_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_bits_tile); }
@@ -246,31 +239,12 @@ void philox_trunc_normal_cpu(at::Tensor self, double mean, double std, double a,
       store_float_as(base, l, static_cast<float>(v), dtype);
     }
   };
-  // Float dtypes, rejection: round 0 of whole tiles through the (SIMD) normal tile kernel; the elements it
-  // rejects (and the rest) through the scalar definition, which gives the same round-0 values.
+  // Float dtypes, rejection: csrc/cpu/philox_trunc_cpu.cpp (SIMD rounds); else element by element.
   const bool tiled = t.rejection && dtype != DType::kDouble;
-  PhiloxCall normal = call;
-  normal.kind = PhiloxKind::kNormal;
-  const PhiloxFloatTileFn tile_fn = float_tile_kernel();
+  const PhiloxTruncKernels kernels = trunc_kernels();
   philox_launch(self, map, [&](char* base, int64_t l, uint64_t g, int64_t n) {
-    alignas(32) float scratch[32];
-    while (n > 0) {
-      if (tiled && g % 32 == 0 && n >= 32) {
-        tile_fn(normal, g / 32, 1, 0, scratch);
-        for (int j = 0; j < 32; ++j) {
-          const double v = static_cast<double>(round_to_dtype(scratch[j], dtype));
-          store(base, l + j, v >= t.a && v <= t.b ? v : philox_trunc_normal_value(k, o, g + j, t, dtype));
-        }
-        l += 32;
-        g += 32;
-        n -= 32;
-      } else {
-        store(base, l, philox_trunc_normal_value(k, o, g, t, dtype));
-        ++l;
-        ++g;
-        --n;
-      }
-    }
+    if (tiled) return philox_trunc_rejection_fill(call, kernels, base, l, g, n);
+    for (; n > 0; ++l, ++g, --n) store(base, l, philox_trunc_normal_value(k, o, g, t, dtype));
   });
 }
 

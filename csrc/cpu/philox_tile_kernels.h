@@ -1,9 +1,11 @@
 #pragma once
-// The philox stream's CPU tile kernels (portable and AVX2) and sparse_'s row kernels. See docs/philox_stream.md.
+// The philox stream's CPU tile kernels (portable, AVX2 and AVX-512) and sparse_'s row kernels. See
+// docs/philox_stream.md.
 
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/cpu_isa.h"
 #include "pyinit/philox_call.h"
 #include "pyinit/philox_transforms.h"
 
@@ -18,6 +20,7 @@ using PhiloxFloatTileFn = void (*)(const PhiloxCall& call, uint64_t tile, int64_
 void philox_float_tile_portable(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst);
 #if defined(__x86_64__) || defined(_M_X64)
 void philox_float_tile_avx2(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst);
+void philox_float_tile_avx512(const PhiloxCall& call, uint64_t tile, int64_t count, uint64_t stream, float* dst);
 #endif
 
 // The raw words of `count` consecutive tiles starting at `tile` (one word per element: dst[32 t + 8 slot + b] is
@@ -29,7 +32,38 @@ void philox_bits_tile_portable(uint64_t key, uint64_t offset, uint64_t tile, int
                                uint32_t* dst);
 #if defined(__x86_64__) || defined(_M_X64)
 void philox_bits_tile_avx2(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream, uint32_t* dst);
+void philox_bits_tile_avx512(uint64_t key, uint64_t offset, uint64_t tile, int64_t count, uint64_t stream,
+                             uint32_t* dst);
 #endif
+
+// trunc_normal_: the normal float values (philox_normal_float, before rounding to a reduced dtype) of the global
+// elements index[0, count) (one word per element) at counter stream `stream`, into dst[0, count).
+using PhiloxNormalPickFn = void (*)(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
+                                    float* dst);
+// trunc_normal_: the indices j < count (count % 32 == 0) with v[j] outside [lo, hi] (or NaN), in increasing
+// order, into out[0, returned count).
+using PhiloxRejectScanFn = int64_t (*)(const float* v, int64_t count, float lo, float hi, int32_t* out);
+
+void philox_normal_pick_portable(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
+                                 float* dst);
+int64_t philox_reject_scan_portable(const float* v, int64_t count, float lo, float hi, int32_t* out);
+#if defined(__x86_64__) || defined(_M_X64)
+void philox_normal_pick_avx512(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
+                               float* dst);
+int64_t philox_reject_scan_avx512(const float* v, int64_t count, float lo, float hi, int32_t* out);
+#endif
+
+// trunc_normal_ by rejection (call.trunc.rejection) on a float, half or bfloat16 tensor: the global elements
+// [g, g + n), written at local index l of the contiguous output `base` (csrc/cpu/philox_trunc_cpu.cpp), with
+// the kernels philox_isa() selected when trunc_kernels() was called (AVX2 has no pick or scan: portable).
+struct PhiloxTruncKernels {
+  PhiloxFloatTileFn tile;
+  PhiloxNormalPickFn pick;
+  PhiloxRejectScanFn scan;
+};
+PhiloxTruncKernels trunc_kernels();
+void philox_trunc_rejection_fill(const PhiloxCall& call, const PhiloxTruncKernels& kernels, char* base, int64_t l,
+                                 uint64_t g, int64_t n);
 
 // sparse_: one row of a strip of the zero-pattern scan (csrc/cpu/philox_cpu.cpp). For each j < width, the word
 // words[j] is, in column j of the strip:
@@ -85,6 +119,26 @@ int64_t sparse_scan_row_avx2(const SparseScan& scan, const uint32_t* words, int6
                              uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,
                              int64_t m);
 void sparse_zero_row_avx2(char* row, const uint8_t* bits, int64_t width, int64_t element_size);
+int64_t sparse_scan_row_avx512(const SparseScan& scan, const uint32_t* words, int64_t width, uint32_t* low_counts,
+                               uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,
+                               int64_t m);
+void sparse_zero_row_avx512(char* row, const uint8_t* bits, int64_t width, int64_t element_size);
 #endif
+
+// The variant of a kernel that philox_isa() (cpu_isa.h) selects at this call.
+#if defined(__x86_64__) || defined(_M_X64)
+#define PYINIT_PHILOX_KERNEL(name) ::pyinit::cpu::philox_variant(&name##_portable, &name##_avx2, &name##_avx512)
+#else
+#define PYINIT_PHILOX_KERNEL(name) (&name##_portable)
+#endif
+
+template <typename Fn>
+inline Fn philox_variant(Fn portable, Fn avx2, Fn avx512) {
+  switch (philox_isa()) {
+    case CpuIsa::kAvx512: return avx512;
+    case CpuIsa::kAvx2: return avx2;
+    default: return portable;
+  }
+}
 
 }  // namespace pyinit::cpu

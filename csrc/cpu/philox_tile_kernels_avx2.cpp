@@ -14,6 +14,8 @@
 #pragma GCC optimize("fp-contract=off")
 #include <immintrin.h>
 
+#include "cpu/philox_simd_poly.h"
+
 namespace pyinit::cpu {
 namespace {
 
@@ -85,6 +87,14 @@ inline __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
 inline __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
 inline __m256 splat(float v) { return _mm256_set1_ps(v); }
 
+struct Ops {
+  using V = __m256;
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V splat(float v) { return _mm256_set1_ps(v); }
+  static V sqrt(V a) { return _mm256_sqrt_ps(a); }
+};
+
 // philox_unit_float / philox_uniform_float
 inline __m256 uniform8(__m256i w, __m256 low, __m256 span) {
   const __m256 u = mul(_mm256_cvtepi32_ps(_mm256_srli_epi32(w, 8)), splat(5.9604644775390625e-08f));
@@ -103,7 +113,7 @@ inline __m256 mask8(__m256 v, __m256 threshold) {
 // of philox_radius_float (philox_log_float, then sqrt) and philox_cossin_turn.
 template <int N>
 inline void radius8xN(const __m256i* w, __m256* out) {
-  __m256 x[N], t[N], z[N], y[N], e[N];
+  __m256 x[N], t[N], z[N], e[N];
   for (int i = 0; i < N; ++i) {
     const __m256i k = _mm256_add_epi32(_mm256_srli_epi32(w[i], 8), _mm256_set1_epi32(1));
     x[i] = mul(_mm256_cvtepi32_ps(k), splat(5.9604644775390625e-08f));
@@ -116,27 +126,12 @@ inline void radius8xN(const __m256i* w, __m256* out) {
     t[i] = _mm256_blendv_ps(add(m, splat(-1.0f)), add(add(m, m), splat(-1.0f)), small);
     z[i] = mul(t[i], t[i]);
     e[i] = _mm256_cvtepi32_ps(exponent);
-    y[i] = splat(7.0376836292e-2f);
   }
-  static constexpr float c[8] = {-1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
-                                 -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f};
-  for (int step = 0; step < 8; ++step) {
-    for (int i = 0; i < N; ++i) y[i] = add(mul(y[i], t[i]), splat(c[step]));
-  }
-  for (int i = 0; i < N; ++i) {
-    __m256 v = mul(mul(y[i], t[i]), z[i]);
-    v = add(v, mul(splat(-2.12194440e-4f), e[i]));
-    v = add(v, mul(splat(-0.5f), z[i]));
-    const __m256 r = add(t[i], v);
-    const __m256 log = add(r, mul(splat(0.693359375f), e[i]));
-    out[i] = _mm256_sqrt_ps(mul(splat(-2.0f), log));
-  }
+  philox_log_sqrt<Ops, N>(t, z, e, out);
 }
 
 template <int N>
 inline void cossin8xN(const __m256i* w, __m256* cos_out, __m256* sin_out) {
-  static constexpr float sc[5] = {PYINIT_PHILOX_SIN_COEFFS};
-  static constexpr float cc[6] = {PYINIT_PHILOX_COS_COEFFS};
   __m256 g[N], g2[N], ps[N], pc[N], swap[N];
   for (int i = 0; i < N; ++i) {
     const __m256i fraction = _mm256_and_si256(_mm256_srli_epi32(w[i], 8), _mm256_set1_epi32(0x3FFFFF));
@@ -145,15 +140,8 @@ inline void cossin8xN(const __m256i* w, __m256* cos_out, __m256* sin_out) {
     const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
     g[i] = _mm256_blendv_ps(f, add(splat(1.0f), _mm256_xor_ps(f, sign)), swap[i]);
     g2[i] = mul(g[i], g[i]);
-    ps[i] = splat(sc[4]);
-    pc[i] = splat(cc[5]);
   }
-  for (int k = 4; k >= 0; --k) {
-    for (int i = 0; i < N; ++i) {
-      if (k <= 3) ps[i] = add(mul(ps[i], g2[i]), splat(sc[k]));
-      pc[i] = add(mul(pc[i], g2[i]), splat(cc[k]));
-    }
-  }
+  philox_sincos_poly<Ops, N>(g2, ps, pc);
   const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
   for (int i = 0; i < N; ++i) {
     const __m256 p = mul(ps[i], g[i]);
