@@ -178,7 +178,10 @@ def initializer_contenders(
     if name in RANDOM and has_streams():
         # As users call them: pyinit.<name> in the default (torch) stream, pyinit.philox.<name>.
         for stream in streams:
-            call = bind(stream_function(stream, name), tensor, args)
+            if "@" in stream:  # a philox kernel variant: set per call by in_stream
+                call = in_stream(stream, bind(pyinit_fn, tensor, args))
+            else:
+                call = bind(stream_function(stream, name), tensor, args)
             rows.append(Contender(f"pyinit[{stream}]", call, "pyinit", stream, note))
         return rows
     rows += pyinit_contenders(lambda: pyinit_fn(tensor, *args), streams, name in RANDOM, note)
