@@ -49,23 +49,25 @@ class BatchingStream(Stream):
     def _target(self) -> Stream:
         return PhiloxStream(key=self.key) if self.philox else self.inner
 
-    def _batchable(self, tensor: Tensor, op: str, generator: Any) -> bool:
+    def _batchable(self, tensor: Tensor, device: torch.device, op: str, generator: Any) -> bool:
         if generator is not None and not isinstance(generator, torch.Generator):
             return False  # torch's TypeError comes from the inner stream
-        kind = (type(tensor), tensor.layout, tensor.dtype, tensor.device.type, op)
+        kind = (type(tensor), tensor.layout, tensor.dtype, device, op)
         ok = self._kinds.get(kind)
         if ok is None:
             ok = self._kinds[kind] = (
                 is_plain_tensor(tensor)
                 and tensor.layout == torch.strided
                 and tensor.dtype in _FLOAT_DTYPES
-                and tensor.device.type != "meta"
+                and device.type != "meta"
                 and fallback_reason(tensor, op) is None
             )
         return ok and not tensor.is_inference()
 
-    def _add(self, kind: str, tensor: Tensor, p1: float, p2: float, generator: Any) -> None:
-        group = (kind, tensor.device, None if self.philox else id(generator))
+    def _add(
+        self, kind: str, tensor: Tensor, device: torch.device, p1: float, p2: float, generator: Any
+    ) -> None:
+        group = (kind, device, None if self.philox else id(generator))
         if group != self._group:
             self.flush()
             self._group, self._generator = group, generator
@@ -96,8 +98,9 @@ class BatchingStream(Stream):
 
     def _collect(self, kind: str, tensor: Tensor, p1: float, p2: float, generator: Any) -> Tensor:
         """uniform_/normal_: into the pending run, else (after a flush) through the inner stream."""
-        if self._batchable(tensor, f"{kind}_", generator):
-            self._add(kind, tensor, p1, p2, generator)
+        device = tensor.device
+        if self._batchable(tensor, device, f"{kind}_", generator):
+            self._add(kind, tensor, device, p1, p2, generator)
             return tensor
         self.flush()
         return getattr(self._target(), f"{kind}_")(tensor, p1, p2, generator)

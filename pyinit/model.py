@@ -160,7 +160,7 @@ def _describe_match(match: Any) -> str:
     return getattr(match, "__qualname__", repr(match))
 
 
-@dataclass
+@dataclass(slots=True)
 class ParamInit:
     """What one parameter (or buffer) got."""
 
@@ -397,20 +397,17 @@ def _initialize(visits, groups, done, report, stream, philox, seed, batch, gener
                 v.qualname, "kept", v.action.label, v.rule.index, buffer=v.buffer
             )
             continue
-        name_keyed = (
-            PhiloxStream(shard=philox.shard, key=name_key(seed, v.qualname))
-            if philox is not None
-            else stream
-        )
+        key = name_key(seed, v.qualname) if philox is not None else None
         if v.action.fn is not None or batch is None:
             # A user callable may read what it writes: everything before it is written first.
             if batch is not None:
                 batch.flush()
+            name_keyed = PhiloxStream(shard=philox.shard, key=key) if philox is not None else stream
             with selected(name_keyed):
                 v.action.run(v.tensor, generator)
         else:
-            if philox is not None:
-                batch.set_key(name_keyed.key)
+            if key is not None:
+                batch.set_key(key)
             v.action.run(v.tensor, generator)
         report.entries[v.qualname] = ParamInit(
             v.qualname, "initialized", v.action.label, v.rule.index, buffer=v.buffer
