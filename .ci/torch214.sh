@@ -5,7 +5,8 @@
 #   2. the full CUDAExtension build (kernels and glue) of a copy of this tree, CUDA_HOME left for setup.py
 #      to find (nvcc may be a wrapper outside the toolkit), TORCH_CUDA_ARCH_LIST=9.0;
 #   3. every pyinit:: operator has CPU, CUDA and fake kernels registered (.ci/check_registration.py);
-#   4. the whole test suite on that torch (CUDA tests skip: no GPU), and the CMake build + ctest (C++20).
+#   4. the whole test suite on that torch (CUDA tests skip: no GPU; timm installed for the pyinit.timm tests),
+#      and the CMake build + ctest (C++20).
 # Fails loudly at the first step that cannot run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,16 @@ PY="$VENV/bin/python"
 "$PY" -c "import numpy, scipy, pytest, ninja, matplotlib" 2>/dev/null || \
   quiet_pip numpy scipy pytest ninja matplotlib wheel setuptools
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
+# timm, for the bit-identity tests of pyinit.timm (tests/test_timm_compat.py): torchvision 0.29.1 (pinned to
+# this torch), then timm without its dependencies (it would not replace torch, but nothing is left to chance)
+# and the three it imports. The versions docs/timm.md lists as verified.
+"$PY" -c "import timm, torchvision" 2>/dev/null || {
+  step "installing timm 1.0.29 (torchvision 0.29.1)"
+  quiet_pip "torchvision==0.29.1"
+  quiet_pip --no-deps "timm==1.0.29"
+  quiet_pip pyyaml "huggingface_hub<1.0" safetensors
+}
+"$PY" -c "import torch, timm; assert torch.__version__.split('+')[0] == '$TORCH_VERSION'; print('timm', timm.__version__)"
 
 step "copying the tree to $WORK"
 rm -rf "$WORK"
@@ -55,7 +66,7 @@ step "operator registration"
 "$PY" .ci/check_registration.py --require-cuda
 
 step "test suite"
-"$PY" -m pytest tests -q -p no:cacheprovider
+PYINIT_REQUIRE_TIMM=1 "$PY" -m pytest tests -q -p no:cacheprovider
 
 step "CMake build + ctest (against the CUDA libtorch)"
 # torch's CMake config of a CUDA build wants the toolkit (found as setup.py finds it) and libnvrtc, which

@@ -8,6 +8,7 @@ when timm is not importable (run them with a python that has timm, e.g. /work/ve
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import pytest
@@ -23,6 +24,9 @@ try:
 except Exception:  # noqa: BLE001  (a broken torchvision makes timm's import fail in many ways)
     timm = None
 
+# CI's torch 2.14.1 leg installs timm and sets PYINIT_REQUIRE_TIMM=1: there these tests must run.
+if timm is None and os.environ.get("PYINIT_REQUIRE_TIMM") == "1":
+    raise RuntimeError("PYINIT_REQUIRE_TIMM=1 but timm is not importable")
 needs_timm = pytest.mark.skipif(timm is None, reason="timm is not importable")
 CPU_FUSED = ptimm._fused_reason(torch.empty(2)) is None
 
