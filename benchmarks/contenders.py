@@ -178,31 +178,24 @@ def initializer_contenders(
     if name in RANDOM and has_streams():
         # As users call them: pyinit.<name> in the default (torch) stream, pyinit.philox.<name>.
         for stream in streams:
-            if "@" in stream:  # a philox kernel variant: set per call by in_stream
-                call = in_stream(stream, bind(pyinit_fn, tensor, args))
-            else:
-                call = bind(stream_function(stream, name), tensor, args)
+            direct = stream_function(stream, name)
+            call = (
+                bind(direct, tensor, args)
+                if direct is not None
+                else in_stream(stream, bind(pyinit_fn, tensor, args))
+            )
             rows.append(Contender(f"pyinit[{stream}]", call, "pyinit", stream, note))
         return rows
     rows += pyinit_contenders(lambda: pyinit_fn(tensor, *args), streams, name in RANDOM, note)
     return rows
 
 
-def stream_function(stream: str, name: str) -> Callable[..., object]:
-    """pyinit's `name` in `stream` without a `with pyinit.stream(...)` block around each call where
-    pyinit has a direct spelling (the default stream's pyinit.<name>, pyinit.philox.<name>)."""
-    fn = getattr(pyinit, name)
+def stream_function(stream: str, name: str) -> Callable[..., object] | None:
+    """pyinit's `name` in `stream` as users spell it (the default stream's pyinit.<name>,
+    pyinit.philox.<name>), or None where there is none (a philox@<variant>: in_stream)."""
     if stream == pyinit.get_stream():
-        return fn
-    direct = getattr(getattr(pyinit, stream, None), name, None)
-    if direct is not None:
-        return direct
-
-    def in_block(*args: object) -> object:
-        with pyinit.stream(stream):
-            return fn(*args)
-
-    return in_block
+        return getattr(pyinit, name)
+    return getattr(getattr(pyinit, stream, None), name, None)
 
 
 def bind(fn: Callable[..., object], tensor: torch.Tensor, args: tuple) -> Callable[[], object]:

@@ -78,6 +78,7 @@ def has_kernel(op: str, device_type: str) -> bool:
 _C.set_parameter_type(torch.nn.Parameter)
 _HANDLES = {name: _C.operator(f"pyinit::{name}") for name in _MUTATING_OPS}
 _call = _C.call
+_philox_call = _C.philox_call
 _is_compiling = torch.compiler.is_compiling
 _torch_function_mode_enabled = torch._C._is_torch_function_mode_enabled
 
@@ -91,6 +92,10 @@ def direct_ok() -> bool:
 def direct_call(name: str, *args: object) -> bool:
     """Runs pyinit::<name>(*args) under no_grad and returns True, or returns False having done
     nothing (direct_ok() is False, or _C.call leaves the arguments to torch.ops)."""
-    if _is_compiling() or _torch_function_mode_enabled():
-        return False
-    return _call(_HANDLES[name], *args)
+    return direct_ok() and _call(_HANDLES[name], *args)
+
+
+def direct_philox_call(name: str, generator: object, *args: object) -> bool:
+    """direct_call for pyinit::<name>, a philox operator, with its (key, offset) drawn from
+    `generator` by _C.philox_call once every check has passed (given back if it raises)."""
+    return direct_ok() and _philox_call(_HANDLES[name], generator, *args)

@@ -12,6 +12,7 @@ global index where it starts, which is what the philox operators take (``global_
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -97,6 +98,18 @@ def shard_blocks(dt: Tensor) -> tuple[Tensor, tuple[int, ...], list[Block]]:
             view = view.narrow(d, l0, length)
         blocks.append(Block(view, tuple(g0 for _, g0, _ in combo)))
     return local, global_shape, blocks
+
+
+def fill_whole(dt: Tensor, fill: Callable[[Tensor], object]) -> Tensor:
+    """`fill` on a temporary of the DTensor's global shape, on every rank, as one device fills it
+    (so every generator ends where one device's would); each rank keeps the elements of its shard,
+    and the DTensor's version moves. No collective (Note [DTensor shards], pyinit/_streams.py)."""
+    local, global_shape, blocks = shard_blocks(dt)
+    full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
+    fill(full)
+    copy_blocks(full, blocks)
+    torch.autograd.graph.increment_version(dt)
+    return dt
 
 
 def copy_blocks(full: Tensor, blocks: list[Block]) -> None:

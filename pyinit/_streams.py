@@ -26,17 +26,12 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 
 from . import _sharding, _support
-from ._ops import _C, direct_call, direct_ok, has_kernel, ops
+from ._ops import _C, direct_call, direct_philox_call, has_kernel, ops
 from ._support import is_dense, is_plain_tensor, use_kernel, warn_fallback
 
 # Whether the direct operator call (Note [The direct operator call], pyinit/_ops.py) may replace
 # use_kernel's checks: those it does not repeat (torch version, machine) pass here once and for all.
 _DIRECT = _support.cpu_kernels_verified()
-_philox_call = _C.philox_call
-_H = {
-    name: _C.operator(f"pyinit::philox_{name}")
-    for name in ("uniform_", "normal_", "masked_uniform_", "trunc_normal_")
-}
 
 # torch's own implementations, captured at import so that fallbacks never recurse into pyinit after
 # pyinit.patch_torch_init() has replaced torch.nn.init's functions.
@@ -99,11 +94,9 @@ class Stream:
         """`primitive` on a DTensor (Note [DTensor shards]): the whole tensor is drawn on every
         rank, as one device would draw it (so every generator ends where one device's would), and
         each rank keeps the elements of its shard."""
-        local, global_shape, blocks = _sharding.shard_blocks(dt)
-        full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
-        getattr(self, primitive)(full, *args, **kwargs)
-        _copy_blocks(full, blocks, dt)
-        return dt
+        return _sharding.fill_whole(
+            dt, lambda full: getattr(self, primitive)(full, *args, **kwargs)
+        )
 
 
 # Note [DTensor shards]
@@ -149,12 +142,6 @@ def _dtensor_aware(cls: type) -> type:
     return cls
 
 
-def _copy_blocks(full: Tensor, blocks: list, dt: Tensor) -> None:
-    """Each block of the local shard gets its elements of `full`; the DTensor's version moves."""
-    _sharding.copy_blocks(full, blocks)
-    torch.autograd.graph.increment_version(dt)
-
-
 def _trunc_normal_kernel_reason(tensor: Tensor, p: float) -> str | None:
     if not p > 0.3:
         return "narrow bounds (uniform-proposal branch) not implemented"
@@ -178,6 +165,26 @@ def _warn_far_mean(mean: float, std: float, a: float, b: float, stacklevel: int)
         )
 
 
+def _call_op(op: str, tensor: Tensor, *args: Any) -> None:
+    """pyinit::<op>(tensor, *args) under no_grad: the direct call (Note [The direct operator call],
+    pyinit/_ops.py) where it takes the arguments, else torch.ops."""
+    if not (_DIRECT and direct_call(op, tensor, *args)):
+        with torch.no_grad():
+            getattr(ops, op)(tensor, *args)
+
+
+def _kernel(op: str, tensor: Tensor, *args: Any) -> bool:
+    """Runs pyinit::<op>(tensor, *args) (the generator last) and returns True, or returns False
+    when torch's implementation must run instead (use_kernel warned where it says so)."""
+    if _DIRECT and direct_call(op, tensor, *args):
+        return True
+    if not use_kernel(tensor, op, generator=args[-1]):
+        return False
+    with torch.no_grad():
+        getattr(ops, op)(tensor, *args)
+    return True
+
+
 @_dtensor_aware
 class TorchStream(Stream):
     """torch's own random stream: the values torch.nn.init writes, and the generator state it
@@ -186,22 +193,16 @@ class TorchStream(Stream):
     name = "torch"
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
-        if _DIRECT and direct_call("uniform_", tensor, a, b, generator):
-            return tensor
-        with torch.no_grad():
-            if use_kernel(tensor, "uniform_", generator=generator):
-                ops.uniform_(tensor, a, b, generator)
-                return tensor
-            return tensor.uniform_(a, b, generator=generator)
+        if not _kernel("uniform_", tensor, a, b, generator):
+            with torch.no_grad():
+                tensor.uniform_(a, b, generator=generator)
+        return tensor
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
-        if _DIRECT and direct_call("normal_", tensor, mean, std, generator):
-            return tensor
-        with torch.no_grad():
-            if use_kernel(tensor, "normal_", generator=generator):
-                ops.normal_(tensor, mean, std, generator)
-                return tensor
-            return tensor.normal_(mean, std, generator=generator)
+        if not _kernel("normal_", tensor, mean, std, generator):
+            with torch.no_grad():
+                tensor.normal_(mean, std, generator=generator)
+        return tensor
 
     def trunc_normal_(
         self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
@@ -216,22 +217,16 @@ class TorchStream(Stream):
         if not use_kernel(tensor, "trunc_normal_", reason, generator):
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=3)
-        if not (_DIRECT and direct_call("trunc_normal_", tensor, mean, std, a, b, generator)):
-            with torch.no_grad():
-                ops.trunc_normal_(tensor, mean, std, a, b, generator)
+        _call_op("trunc_normal_", tensor, mean, std, a, b, generator)
         return tensor
 
     def masked_uniform_(
         self, tensor: Tensor, a: float, b: float, threshold: float, generator: Any = None
     ) -> Tensor:
-        if _DIRECT and direct_call("masked_uniform_", tensor, a, b, threshold, generator):
-            return tensor
-        with torch.no_grad():
-            if use_kernel(tensor, "masked_uniform_", generator=generator):
-                ops.masked_uniform_(tensor, a, b, threshold, generator)
-                return tensor
-            tensor.uniform_(a, b, generator=generator)
-            tensor *= tensor.abs() >= threshold
+        if not _kernel("masked_uniform_", tensor, a, b, threshold, generator):
+            with torch.no_grad():
+                tensor.uniform_(a, b, generator=generator)
+                tensor *= tensor.abs() >= threshold
         return tensor
 
     def sparse_(self, tensor: Tensor, sparsity: float, std: float, generator: Any = None) -> Tensor:
@@ -442,8 +437,10 @@ class PhiloxStream(Stream):
                 target.copy_(buffer)
         return tensor
 
+    # Each primitive tries the direct call (Note [The direct operator call]) before building _run's
+    # arguments: the float conversions and the fallback closure cost as much as the call itself.
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
-        if self._direct and direct_ok() and _philox_call(_H["uniform_"], generator, tensor, a, b):
+        if self._direct and direct_philox_call("philox_uniform_", generator, tensor, a, b):
             return tensor
         return self._run(
             "uniform_",
@@ -454,9 +451,8 @@ class PhiloxStream(Stream):
         )
 
     def normal_(self, tensor: Tensor, mean: float, std: float, generator: Any = None) -> Tensor:
-        if self._direct and direct_ok():
-            if _philox_call(_H["normal_"], generator, tensor, mean, std):
-                return tensor
+        if self._direct and direct_philox_call("philox_normal_", generator, tensor, mean, std):
+            return tensor
         return self._run(
             "normal_",
             tensor,
@@ -472,9 +468,10 @@ class PhiloxStream(Stream):
             tensor.uniform_(a, b, generator=generator)
             tensor.mul_(tensor.abs() >= threshold)
 
-        if self._direct and direct_ok():
-            if _philox_call(_H["masked_uniform_"], generator, tensor, a, b, threshold):
-                return tensor
+        if self._direct and direct_philox_call(
+            "philox_masked_uniform_", generator, tensor, a, b, threshold
+        ):
+            return tensor
         params = (float(a), float(b), float(threshold))
         return self._run("masked_uniform_", tensor, params, generator, composition)
 
@@ -484,9 +481,10 @@ class PhiloxStream(Stream):
         if std <= 0 or not a < b:
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=4)
-        if self._direct and direct_ok():
-            if _philox_call(_H["trunc_normal_"], generator, tensor, mean, std, a, b):
-                return tensor
+        if self._direct and direct_philox_call(
+            "philox_trunc_normal_", generator, tensor, mean, std, a, b
+        ):
+            return tensor
         return self._run(
             "trunc_normal_",
             tensor,
@@ -569,7 +567,6 @@ def _orthogonal_finish_sharded(
 ) -> None:
     """orthogonal_ on a DTensor: every rank factorized the whole Gaussian (no gather: each draws
     it), finishes the whole matrix, and keeps its shard (Note [DTensor shards])."""
-    local, global_shape, blocks = _sharding.shard_blocks(target)
-    full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
-    stream.orthogonal_finish_(full, q, r, gain, transposed)
-    _copy_blocks(full, blocks, target)
+    _sharding.fill_whole(
+        target, lambda full: stream.orthogonal_finish_(full, q, r, gain, transposed)
+    )

@@ -928,18 +928,6 @@ def trunc_normal_tf_(
     return tensor
 
 
-def _whole_on_every_rank(fn: Callable[..., Tensor], dt: Tensor, *args: object) -> Tensor:
-    """`fn` (an initializer that draws into a temporary and copies) on a DTensor: the whole tensor
-    on every rank, as one device draws it (so every generator ends where one device's would), and
-    each rank keeps its shard; no collective (Note [DTensor shards] in pyinit/_streams.py)."""
-    local, global_shape, blocks = _sharding.shard_blocks(dt)
-    full = torch.empty(global_shape, dtype=local.dtype, device=local.device)
-    fn(full, *args)
-    _sharding.copy_blocks(full, blocks)
-    torch.autograd.graph.increment_version(dt)
-    return dt
-
-
 def delta_orthogonal_(
     tensor: Tensor,
     gain: float = 1.0,
@@ -981,7 +969,7 @@ def delta_orthogonal_(
     if tensor.numel() == 0 or (tensor.is_meta and _support.recording() is None):
         return tensor
     if _sharding.is_dtensor(tensor):
-        return _whole_on_every_rank(delta_orthogonal_, tensor, gain, generator)
+        return _sharding.fill_whole(tensor, lambda full: delta_orthogonal_(full, gain, generator))
     _refuse_inference_tensor(tensor)  # before the matrix is drawn
     centre = tuple((k - 1) // 2 for k in tensor.shape[2:])
     with torch.no_grad():
@@ -1029,7 +1017,9 @@ def orthogonal_columns_(
     if tensor.numel() == 0 or (tensor.is_meta and _support.recording() is None):
         return tensor
     if _sharding.is_dtensor(tensor):
-        return _whole_on_every_rank(orthogonal_columns_, tensor, gain, column_axis, generator)
+        return _sharding.fill_whole(
+            tensor, lambda full: orthogonal_columns_(full, gain, column_axis, generator)
+        )
     columns = tensor.size(column_axis)
     _refuse_inference_tensor(tensor)  # before the matrix is drawn
     with torch.no_grad():

@@ -56,7 +56,7 @@ def test_philox_call_draws_randints_key(how):
     g = torch.Generator().manual_seed(99)
     _after_draws(g, how)
     w = torch.empty(33, 7)
-    assert _C.philox_call(_streams._H["normal_"], g, w, 0.5, 2.0) is True
+    assert _C.philox_call(_ops._HANDLES["philox_normal_"], g, w, 0.5, 2.0) is True
     g2 = torch.Generator().manual_seed(99)
     _after_draws(g2, how)
     key, offset = _randint_key(g2)
@@ -70,8 +70,9 @@ def test_philox_key_leaves_other_generators_to_python():
     assert _C.philox_key("not a generator") is None
     w = torch.empty(4)
     before = torch.default_generator.get_state()
-    assert _C.philox_call(_streams._H["uniform_"], "g", w, 0.0, 1.0) is False
-    assert _C.philox_call(_streams._H["uniform_"], None, w.to(torch.int32), 0.0, 1.0) is False
+    handle = _ops._HANDLES["philox_uniform_"]
+    assert _C.philox_call(handle, "g", w, 0.0, 1.0) is False
+    assert _C.philox_call(handle, None, w.to(torch.int32), 0.0, 1.0) is False
     assert torch.equal(torch.default_generator.get_state(), before)
     if torch.cuda.is_available():
         assert _C.philox_key(torch.Generator(device="cuda")) is None
