@@ -99,7 +99,11 @@ def default_cuda_arch_list(cuda_home: str | None = None) -> str:
 
 
 def extension():
-    sources = [os.path.relpath(p, ROOT) for p in ["csrc/ops.cpp", "csrc/many.cpp", "csrc/python/module.cpp", *sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))]]
+    top = ["ops.cpp", "many.cpp", "meta.cpp", "philox_drawn.cpp", "python/module.cpp"]
+    sources = [
+        os.path.relpath(p, ROOT)
+        for p in [f"csrc/{f}" for f in top] + sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))
+    ]
     include_dirs = [os.path.join(ROOT, "csrc")]
     if want_cuda():
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:

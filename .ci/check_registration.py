@@ -1,4 +1,4 @@
-"""Every pyinit:: operator has a CPU kernel, a fake (Meta) implementation and, with --require-cuda,
+"""Every pyinit:: operator has a CPU kernel, a Meta kernel and, with --require-cuda,
 a CUDA kernel. Prints one line per operator; exits 1 when anything is missing (CI: the torch 2.14.1
 CUDA leg).
 
@@ -17,7 +17,10 @@ import pyinit  # noqa: F401  (loads pyinit._C, which registers the operators)
 # philox sparse_ on CUDA writes the values with philox_normal_ on the device and takes the zero
 # pattern from philox_sparse_ on a CPU bool tensor (pyinit/philox.py, _sparse): the per-column
 # selection runs on the host.
-CPU_ONLY = {"pyinit::philox_sparse_": "zero pattern selected on the host for every device"}
+CPU_ONLY = {
+    "pyinit::philox_sparse_": "zero pattern selected on the host for every device",
+    "pyinit::qr_serial_": "the thread count matters to CPU LAPACK only; CUDA runs torch.linalg.qr",
+}
 
 
 def main() -> int:
@@ -39,7 +42,7 @@ def main() -> int:
         has = {
             k: composite or torch._C._dispatch_has_kernel_for_dispatch_key(name, k) for k in keys
         }
-        # register_fake installs the fake implementation behind the Meta key.
+        # csrc/ops.cpp defines every operator with the Meta kernel of csrc/meta.cpp.
         need_cuda = args.require_cuda and name not in CPU_ONLY
         required = ["CPU", "Meta"] + (["CUDA"] if need_cuda else [])
         missing += [f"{name}: {k}" for k in required if not has[k]]

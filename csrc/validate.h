@@ -126,11 +126,15 @@ inline void validate_timm_trunc_normal(const at::Tensor& self, const std::option
               "pyinit.timm_trunc_normal_: the kernel needs a dense tensor (the Python wrapper falls back otherwise)");
 }
 
+// An empty tensor counts torch's writes here (normal_, then one indexed write per column, empty ones too: 1 + cols);
+// the kernels count the column writes of a non-empty one themselves.
 [[nodiscard]] inline bool validate_sparse(const at::Tensor& self, double std) {
   check_floating(self, "sparse_");
   check_2d(self);
   check_normal_std(std);
-  return has_elements_to_write(self);
+  if (has_elements_to_write(self)) return true;
+  count_extra_writes(self, self.size(1));
+  return false;
 }
 
 // Rows zeroed per column by torch.nn.init.sparse_ (`row_indices[:num_zeros]`: a negative count slices from the end).
@@ -138,8 +142,17 @@ inline int64_t sparse_zero_count(int64_t num_zeros, int64_t rows) {
   return num_zeros >= 0 ? std::min(num_zeros, rows) : std::max<int64_t>(rows + num_zeros, 0);
 }
 
-[[nodiscard]] inline bool validate_fill(const at::Tensor& self) {
+// fill_'s value converted as torch's fill_ converts it (Scalar::to raises "value cannot be converted to type float
+// without overflow"), before the write is announced: torch's fill_ raises before its version counter moves, for
+// an empty tensor too.
+inline void check_fill_value(const at::Tensor& self, double value) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "pyinit_fill_value",
+                                  [&] { (void)c10::Scalar(value).to<scalar_t>(); });
+}
+
+[[nodiscard]] inline bool validate_fill(const at::Tensor& self, double value) {
   check_floating(self, "fill_");
+  check_fill_value(self, value);
   return has_elements_to_write(self);
 }
 
@@ -178,6 +191,19 @@ inline int64_t sparse_zero_count(int64_t num_zeros, int64_t rows) {
 }
 
 // ---- the philox stream (the shard arguments are validated by ShardMap, csrc/philox_host.h) ----------------------
+
+// qr_serial_: q (m, k) and r (k, n), k = min(m, n), of a's dtype (float32 or float64), for the (m, n) matrix a.
+inline void validate_qr_serial(const at::Tensor& q, const at::Tensor& r, const at::Tensor& a) {
+  TORCH_CHECK(a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble,
+              "pyinit.qr_serial_: expected a float32 or float64 matrix, got ", a.scalar_type());
+  TORCH_CHECK(a.dim() == 2, "pyinit.qr_serial_: expected a matrix, got ", a.dim(), " dims");
+  const int64_t k = std::min(a.size(0), a.size(1));
+  TORCH_CHECK(q.dim() == 2 && q.size(0) == a.size(0) && q.size(1) == k && r.dim() == 2 && r.size(0) == k &&
+                  r.size(1) == a.size(1),
+              "pyinit.qr_serial_: q and r must have the shapes of linalg.qr's reduced factors of a ", a.sizes());
+  TORCH_CHECK(q.scalar_type() == a.scalar_type() && r.scalar_type() == a.scalar_type(),
+              "pyinit.qr_serial_: q and r must have a's dtype");
+}
 
 inline void validate_philox_normal(const at::Tensor& self, double std) {
   check_floating(self, "normal_");

@@ -1,7 +1,8 @@
-"""Loads pyinit._C (which registers the torch.ops.pyinit operators) and their fake implementations.
+"""Loads pyinit._C, which registers the torch.ops.pyinit operators with their Meta kernels.
 
-The operators mutate their first argument and return nothing; on meta and fake tensors they are
-no-ops, so initializers work on `meta` tensors and under torch.compile.
+The operators mutate their first argument and return nothing. On meta and fake tensors they write
+nothing and draw nothing, but check what torch's meta in-place ops check and move the version
+counter as they do, so initializers work on `meta` tensors and under torch.compile.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def _schema_op_names() -> tuple[str, ...]:
     """The operators csrc/ops.cpp defines (its one TORCH_LIBRARY block), by name.
 
     Every one mutates its first argument and returns nothing (`Tensor(a!) self, ... -> ()`), so one
-    no-op fake serves them all and a new operator needs no entry here.
+    Meta kernel serves them all (csrc/meta.cpp) and a new operator needs no entry here.
     """
     names = sorted(
         name.removeprefix("pyinit::")
@@ -34,16 +35,9 @@ def _schema_op_names() -> tuple[str, ...]:
 _MUTATING_OPS = _schema_op_names()
 
 
-def _register_fakes() -> None:
-    for name in _MUTATING_OPS:
-
-        def fake(*args, **kwargs) -> None:
-            return None
-
-        torch.library.register_fake(f"pyinit::{name}")(fake)
-
-
-_register_fakes()
+# No Python fake implementations: every operator has a C++ Meta kernel (csrc/meta.cpp, Note [Meta
+# kernels do what torch's meta in-place ops do]), which meta tensors, fake tensors (torch.compile)
+# and opcheck run.
 
 
 _DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}

@@ -76,14 +76,17 @@ def get_stream() -> str:
 
 def call_in(chosen: Stream, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
     """fn(*args, **kwargs) with the stream object `chosen` selected: `selected` without the
-    context manager's cost, for the per-call wrappers of pyinit.philox."""
-    token = _selected.set(chosen)
+    context manager's cost, for the per-call wrappers of pyinit.philox. While torch.compile traces,
+    only the thread-local mirror is set (what current_stream() reads then): Dynamo cannot trace a
+    ContextVar."""
+    token = None if torch.compiler.is_compiling() else _selected.set(chosen)
     outer, _traced.stream = _traced.stream, chosen
     try:
         return fn(*args, **kwargs)
     finally:
         _traced.stream = outer
-        _selected.reset(token)
+        if token is not None:
+            _selected.reset(token)
 
 
 @contextlib.contextmanager

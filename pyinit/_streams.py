@@ -87,6 +87,12 @@ class Stream:
         """target = gain * (q * sign(diag(r))), transposed back when the factorized matrix was."""
         raise NotImplementedError
 
+    def given_back_on_failure(self, generator: Any, tensor: Tensor) -> Any:
+        """A context manager for an initializer made of several draws and writes (orthogonal_): in
+        the philox stream, every generator the block drew from is put back if it raises; in the
+        torch stream, nothing (torch.nn.init's own failed call leaves its draws)."""
+        return contextlib.nullcontext()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -165,6 +171,13 @@ def _warn_far_mean(mean: float, std: float, a: float, b: float, stacklevel: int)
         )
 
 
+def _not_numbers(values: tuple) -> bool:
+    """Whether a value is one torch's argument parser refuses as a float (a str, None, a complex),
+    where float() or the dispatcher would take it or raise another error: torch's own call then
+    raises its TypeError, before anything is drawn or written."""
+    return any(v is None or isinstance(v, (str, bytes, complex)) for v in values)
+
+
 def _call_op(op: str, tensor: Tensor, *args: Any) -> None:
     """pyinit::<op>(tensor, *args) under no_grad: the direct call (Note [The direct operator call],
     pyinit/_ops.py) where it takes the arguments, else torch.ops."""
@@ -178,7 +191,7 @@ def _kernel(op: str, tensor: Tensor, *args: Any) -> bool:
     when torch's implementation must run instead (use_kernel warned where it says so)."""
     if _DIRECT and direct_call(op, tensor, *args):
         return True
-    if not use_kernel(tensor, op, generator=args[-1]):
+    if _not_numbers(args[:-1]) or not use_kernel(tensor, op, generator=args[-1]):
         return False
     with torch.no_grad():
         getattr(ops, op)(tensor, *args)
@@ -305,14 +318,38 @@ def name_key(seed: int, name: str) -> tuple[int, int]:
     return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 
-def _generator_restorer(generator: torch.Generator | None) -> Callable[[], None]:
-    """A function that puts the generator draw_key will use back where it is now."""
-    g = torch.default_generator if generator is None else generator
+def _generator_restorer(g: torch.Generator) -> Callable[[], None]:
+    """A function that puts `g` back where it is now."""
     if g.device.type == "cpu":
         state = g.get_state()
         return lambda: g.set_state(state)
     position = g.get_offset()
     return lambda: g.set_offset(position)
+
+
+class _GivenBack:
+    """Puts back, if the block raises, every generator a philox call may draw from: the one draw_key
+    uses (`generator`, else the default CPU generator) and, for torch's own operators on a tensor
+    of another device (a fallback), that device's default generator."""
+
+    def __init__(self, generator: Any, tensor: Tensor | None = None) -> None:
+        self.generator, self.tensor = generator, tensor
+
+    def __enter__(self) -> None:
+        if self.generator is not None and not isinstance(self.generator, torch.Generator):
+            self.restores = []  # torch's TypeError comes before any draw
+            return
+        g = torch.default_generator if self.generator is None else self.generator
+        self.restores = [_generator_restorer(g)]
+        device = None if self.tensor is None else self.tensor.device
+        if self.generator is None and device is not None and device.type == "cuda":
+            index = torch.cuda.current_device() if device.index is None else device.index
+            self.restores.append(_generator_restorer(torch.cuda.default_generators[index]))
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        if kind is not None:
+            for restore in self.restores:
+                restore()
 
 
 @dataclass(frozen=True)
@@ -323,6 +360,37 @@ class Shard:
     local: Tensor
     global_shape: tuple[int, ...]
     start: tuple[int, ...]
+
+
+# Note [The philox stream under torch.compile]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# Eager draws the key in Python or C++ (draw_key, _C.philox_call) and passes it to the operator as
+# two ints. Neither traces: Dynamo cannot call _C, and torch.randint in a graph is Inductor's own
+# random stream (other values, another generator state), whose ints would be data besides. So while
+# Dynamo traces, a whole-tensor call runs pyinit::philox_<op>_drawn_(tensor, params..., generator)
+# instead: it draws the key from the generator when the graph runs, with draw_key's words, then
+# runs philox_<op>_ (csrc/philox_drawn.cpp), and gives the key back if that raises. The compiled
+# call therefore writes what eager writes and leaves the generator where eager leaves it (tests/
+# test_compile.py, every public initializer). Its Meta kernel checks std as torch's meta normal_
+# does, so such errors come while tracing. Shards, explicit keys and devices without a philox
+# kernel keep the eager path (which does not trace). philox orthogonal_'s QR is an operator too
+# (pyinit::qr_serial_): a thread count cannot be set inside a graph.
+#
+# Note [Degenerate trunc_normal_ arguments in the philox stream]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# torch's trunc_normal_ computes p (the mass in [a, b]) and, where p <= 0.3, the log of its
+# proposal's peak before it draws: a mean far outside [a, b] (mean=1e300) overflows there
+# (OverflowError), so the philox stream computes the same two numbers first and raises the same
+# error, having drawn nothing. std=NaN makes p NaN, so torch takes its uniform-proposal branch,
+# whose acceptance test compares with NaN and accepts every first proposal: the tensor gets
+# U(a, b). The philox stream writes its own U(a, b) then (philox uniform_), rather than refuse.
+
+# The philox operators of each primitive _run serves: with the key as arguments, and drawing it
+# (philox_uniform_, philox_uniform_drawn_), looked up once.
+_PHILOX_OPS = {
+    op: (getattr(ops, f"philox_{op}"), getattr(ops, f"philox_{op}drawn_"))
+    for op in ("uniform_", "normal_", "masked_uniform_", "trunc_normal_")
+}
 
 
 def _philox_fallback_reason(tensor: Tensor) -> str | None:
@@ -371,13 +439,13 @@ class PhiloxStream(Stream):
             recorder.philox_key_drawn_at_replay(generator)
             yield 0, 0
             return
-        restore = _generator_restorer(generator)
-        drawn = draw_key(generator)
-        try:
-            yield drawn
-        except BaseException:
-            restore()
-            raise
+        with _GivenBack(generator):
+            yield draw_key(generator)
+
+    def given_back_on_failure(self, generator: Any, tensor: Tensor) -> Any:
+        if torch.compiler.is_compiling():  # nothing to give back: a failure raises while tracing
+            return contextlib.nullcontext()
+        return _GivenBack(generator, tensor)
 
     def _on_dtensor(self, primitive: str, dt: Tensor, args: tuple, kwargs: dict) -> Tensor:
         """Each block of the rank's shard written directly with one key for the whole call, drawn
@@ -418,16 +486,35 @@ class PhiloxStream(Stream):
         reason = _philox_fallback_reason(target)
         if reason is not None:
             warn_fallback(op, reason, stream="philox")
-            with torch.no_grad():
+            # torch's stream draws, and may raise after (complex trunc_normal_): put it back then.
+            with self.given_back_on_failure(generator, target), torch.no_grad():
                 torch_fallback()
             return tensor
-        if generator is not None and not isinstance(generator, torch.Generator):
+        if (generator is not None and not isinstance(generator, torch.Generator)) or _not_numbers(
+            params
+        ):
             with torch.no_grad():
                 torch_fallback()  # torch's own TypeError, before anything is drawn or written
             return tensor
+        params = tuple(float(p) for p in params)
+        fn, drawn = _PHILOX_OPS[op]
         if target.is_meta and _support.recording() is None:
+            # Nothing drawn or written; the Meta kernel checks and counts the write as torch's meta
+            # in-place ops do (csrc/meta.cpp).
+            with torch.no_grad():
+                fn(target, *params, 0, 0, global_shape, start)
             return tensor
-        fn = getattr(ops, f"philox_{op}")
+        if (
+            torch.compiler.is_compiling()
+            and key is None
+            and self.key is None
+            and self.shard is None
+            and has_kernel("philox_" + op, target.device.type)
+        ):
+            # Note [The philox stream under torch.compile]
+            with torch.no_grad():
+                drawn(target, *params, generator)
+            return tensor
         with self._call_key(generator, key, target) as (key, offset), torch.no_grad():
             if target.is_meta or has_kernel(f"philox_{op}", target.device.type):
                 fn(target, *params, _signed(key), _signed(offset), global_shape, start)
@@ -445,7 +532,7 @@ class PhiloxStream(Stream):
         return self._run(
             "uniform_",
             tensor,
-            (float(a), float(b)),
+            (a, b),
             generator,
             lambda: tensor.uniform_(a, b, generator=generator),
         )
@@ -456,7 +543,7 @@ class PhiloxStream(Stream):
         return self._run(
             "normal_",
             tensor,
-            (float(mean), float(std)),
+            (mean, std),
             generator,
             lambda: tensor.normal_(mean, std, generator=generator),
         )
@@ -472,15 +559,26 @@ class PhiloxStream(Stream):
             "philox_masked_uniform_", generator, tensor, a, b, threshold
         ):
             return tensor
-        params = (float(a), float(b), float(threshold))
-        return self._run("masked_uniform_", tensor, params, generator, composition)
+        return self._run("masked_uniform_", tensor, (a, b, threshold), generator, composition)
 
     def trunc_normal_(
         self, tensor: Tensor, mean: float, std: float, a: float, b: float, generator: Any = None
     ) -> Tensor:
+        # As torch's: nothing happens on a meta tensor, not even its warning (unless deferred()
+        # records).
+        if tensor.is_meta and _support.recording() is None and self.shard is None:
+            return tensor
         if std <= 0 or not a < b:
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=4)
+        # torch's arithmetic before its draw, so that it raises where torch's raises (Note
+        # [Degenerate trunc_normal_ arguments in the philox stream]).
+        p = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std)
+        if not p > 0.3:
+            mode = max(a, min(mean, b))
+            _ = -0.5 * ((mode - mean) / std) ** 2  # OverflowError for a mean far outside [a, b]
+        if math.isnan(std):  # torch's uniform-proposal branch then accepts its first proposal
+            return self.uniform_(tensor, a, b, generator)
         if self._direct and direct_philox_call(
             "philox_trunc_normal_", generator, tensor, mean, std, a, b
         ):
@@ -488,7 +586,7 @@ class PhiloxStream(Stream):
         return self._run(
             "trunc_normal_",
             tensor,
-            (float(mean), float(std), float(a), float(b)),
+            (mean, std, a, b),
             generator,
             lambda: _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator),
         )
@@ -500,13 +598,20 @@ class PhiloxStream(Stream):
         rows = global_shape[0] if global_shape else tensor.shape[0]
         if target.is_meta and _support.recording() is None:
             return tensor
-        num_zeros = int(math.ceil(sparsity * rows))
+        # torch zeroes row_indices[:num_zeros] of a permutation per column: a negative count slices
+        # from the end, as here.
+        num_zeros = len(range(rows)[: math.ceil(sparsity * rows)])
         if generator is not None and not isinstance(generator, torch.Generator):
             return tensor.normal_(0.0, std, generator=generator)  # torch's TypeError
+        fused = _philox_fallback_reason(target) is None and (
+            target.is_meta or has_kernel("philox_sparse_", target.device.type)
+        )
+        if fused and torch.compiler.is_compiling() and self.shard is None and self.key is None:
+            with torch.no_grad():  # Note [The philox stream under torch.compile]
+                ops.philox_sparse_drawn_(target, num_zeros, float(std), generator)
+            return tensor
         with self._call_key(generator, target=target) as (key, offset), torch.no_grad():
-            if _philox_fallback_reason(target) is None and (
-                target.is_meta or has_kernel("philox_sparse_", target.device.type)
-            ):
+            if fused:
                 # Values and zero pattern in one pass (csrc/cpu/philox_cpu.cpp).
                 key_bits, offset_bits = _signed(key), _signed(offset)
                 ops.philox_sparse_(
@@ -521,27 +626,31 @@ class PhiloxStream(Stream):
                 lambda: tensor.normal_(0.0, std, generator=generator),
                 key=(key, offset),
             )
+            writes = 1  # normal_'s
             if num_zeros > 0:
                 keep = torch.ones(tuple(target.shape), dtype=torch.bool)
                 ops.philox_sparse_(
                     keep, num_zeros, None, _signed(key), _signed(offset), global_shape, start
                 )
                 target.masked_fill_(torch.logical_not(keep).to(target.device), 0.0)
+                writes += 1
+            # torch.nn.init.sparse_ counts 1 + cols writes (normal_, then one per column).
+            for _ in range(writes, 1 + target.shape[1]):
+                torch.autograd.graph.increment_version(target)
         return tensor
 
     def qr(self, matrix: Tensor) -> tuple[Tensor, Tensor]:
-        """On CPU, with one thread: LAPACK's blocked QR splits its work by the thread count, and so
-        do its roundings; the stream promises the same values for any thread count."""
-        if matrix.device.type != "cpu" or torch.compiler.is_compiling():
-            return torch.linalg.qr(matrix)
-        threads = torch.get_num_threads()
-        if threads == 1:
-            return torch.linalg.qr(matrix)
-        torch.set_num_threads(1)
-        try:
-            return torch.linalg.qr(matrix)
-        finally:
-            torch.set_num_threads(threads)
+        """On CPU, with one thread (pyinit::qr_serial_, csrc/cpu/structured_cpu.cpp): LAPACK's
+        blocked QR splits its work by the thread count, and so do its roundings; the stream promises
+        the same values for any thread count. An operator, so that a compiled function runs it
+        too."""
+        if matrix.device.type != "cpu" or matrix.dtype not in (torch.float32, torch.float64):
+            return torch.linalg.qr(matrix)  # (a complex matrix: torch's own error follows)
+        rows, cols = matrix.shape
+        k = min(rows, cols)
+        q, r = matrix.new_empty((rows, k)), matrix.new_empty((k, cols))
+        ops.qr_serial_(q, r, matrix)
+        return q, r
 
     def orthogonal_gaussian(
         self, tensor: Tensor, rows: int, cols: int, generator: Any = None

@@ -656,16 +656,20 @@ def orthogonal_(
     cols = tensor.numel() // rows
     _refuse_inference_tensor(tensor)  # before the Gaussian is drawn into a temporary
     stream = current_stream()
-    flattened = stream.orthogonal_gaussian(tensor, rows, cols, generator)
-    if flattened is None:
-        return _torch_orthogonal_(tensor, gain, generator)
-    if rows < cols:
-        flattened.t_()
+    # A failure after the draw (torch's view() of channels_last, the write into an expanded view,
+    # sign() of a complex) leaves the philox stream's generator where it was.
+    with stream.given_back_on_failure(generator, tensor):
+        flattened = stream.orthogonal_gaussian(tensor, rows, cols, generator)
+        if flattened is None:
+            return _torch_orthogonal_(tensor, gain, generator)
+        if rows < cols:
+            # torch's flattened.t_(), as a view (Dynamo keeps the shape it traced before a t_())
+            flattened = flattened.t()
 
-    # Compute the qr factorization
-    q, r = stream.qr(flattened)
-    with torch.no_grad():
-        stream.orthogonal_finish_(tensor.view(rows, cols), q, r, gain, rows < cols)
+        # Compute the qr factorization
+        q, r = stream.qr(flattened)
+        with torch.no_grad():
+            stream.orthogonal_finish_(tensor.view(rows, cols), q, r, gain, rows < cols)
     return tensor
 
 
@@ -972,7 +976,7 @@ def delta_orthogonal_(
         return _sharding.fill_whole(tensor, lambda full: delta_orthogonal_(full, gain, generator))
     _refuse_inference_tensor(tensor)  # before the matrix is drawn
     centre = tuple((k - 1) // 2 for k in tensor.shape[2:])
-    with torch.no_grad():
+    with torch.no_grad(), current_stream().given_back_on_failure(generator, tensor):
         matrix = orthogonal_(tensor.new_empty((out_channels, in_channels)), gain, generator)
         _no_grad_zero_(tensor)
         tensor[(slice(None), slice(None), *centre)].copy_(matrix)
@@ -1022,7 +1026,7 @@ def orthogonal_columns_(
         )
     columns = tensor.size(column_axis)
     _refuse_inference_tensor(tensor)  # before the matrix is drawn
-    with torch.no_grad():
+    with torch.no_grad(), current_stream().given_back_on_failure(generator, tensor):
         drawn = orthogonal_(tensor.new_empty((columns, tensor.numel() // columns)), gain, generator)
         moved.copy_(drawn.t().reshape(moved.shape))
     return tensor

@@ -283,43 +283,13 @@ assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 assert TORCH_WRITES_ON_ERROR <= {c.id for c in CASES}
 
 # ---------------------------------------------------------------------------------------------
-# Differences found. Each (case, stream) below names the aspects known to differ from torch; every
-# other aspect is still compared. The case is an xfail (strict, raises=KnownDifference): it fails if
-# another aspect differs, and XPASSes (a failure) once the difference is gone.
+# Differences found. Each (case, stream) in KNOWN names the aspects known to differ from torch;
+# every other aspect is still compared. The case is an xfail (strict, raises=KnownDifference): it
+# fails if another aspect differs, and XPASSes (a failure) once the difference is gone. None is
+# known now.
 
 ERROR, RNG, VERSION = "error", "generator state", "version counter"
 BOTH = ("torch", "philox")
-
-_META_BUMPS = [
-    "uniform_",
-    "normal_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "eye_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-]
-_PHILOX_SPARSE_OK = [
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "complex64",
-    "numel0-rows",
-    "param",
-    "param-c64",
-    "overlapping",
-    "sliced",
-    "transposed",
-    "gen",
-    "sparsity-1.5",
-    "sparsity-1",
-    "sparsity-0",
-    "std=0",
-]
 
 KNOWN: dict[tuple[str, str], tuple[set[str], str]] = {}
 
@@ -331,93 +301,14 @@ def known(ids, streams, aspects, reason) -> None:
             KNOWN[(cid, stream)] = (set(aspects), reason)
 
 
-known(
-    [f"{n}-{label}" for n in RANDOM_INITS for label in ("inference", "gen-inference")],
-    "torch",
-    [RNG],
-    "inference tensor outside InferenceMode: torch draws (and writes) before its version-counter "
-    "check raises; pyinit raises before drawing, so the generator is not advanced (C++)",
-)
-known(
-    [f"{n}-meta-f32" for n in _META_BUMPS] + ["uniform_-a>b-meta"],
-    BOTH,
-    [VERSION],
-    "meta tensor: torch's in-place op bumps _version; pyinit's fake (no-op) kernel does not",
-)
-known(
-    ["normal_-std<0-meta"],
-    BOTH,
-    [ERROR],
-    "meta tensor: torch's normal_ checks std >= 0; pyinit's fake kernel validates nothing",
-)
-known(
-    "uniform_-a-str",
-    BOTH,
-    [ERROR],
-    "a str bound: torch's argument parser raises TypeError; pyinit raises the dispatcher's "
-    "RuntimeError (torch stream) or float()'s ValueError (philox)",
-)
-known(
-    ["constant_-1e300-f32", "constant_-7e4-f16"],
-    BOTH,
-    [VERSION],
-    "fill value overflows the dtype: both raise torch's error, but pyinit bumps _version first "
-    "(C++: the overflow check runs in the kernel, after has_elements_to_write)",
-)
-known(
-    "sparse_-numel0-rows",
-    "torch",
-    [VERSION],
-    "sparse_ with 0 rows: torch counts 1 + cols writes; pyinit's empty-tensor early return "
-    "counts 1 (C++)",
-)
-known(
-    [f"sparse_-{label}" for label in _PHILOX_SPARSE_OK],
-    "philox",
-    [VERSION],
-    "philox sparse_: torch's _version moves 1 + cols (normal_, one index_put_ per column); the "
-    "philox kernel moves it once (twice on its torch-fallback path)",
-)
-known(
-    "sparse_-sparsity-neg",
-    "philox",
-    [ERROR],
-    "sparsity < 0: torch slices row_indices[:-k] (zeroes rows - k per column); philox_sparse_ "
-    "raises 'expected num_zeros >= 0' (the torch stream follows torch)",
-)
-known(
-    ["trunc_normal_-complex64", "trunc_normal_-param-c64"],
-    "philox",
-    [RNG],
-    "complex trunc_normal_: the philox stream falls back to torch's code, which draws (and "
-    "writes) before raising; the generator is not put back",
-)
-known(
-    [
-        "orthogonal_-complex64",
-        "orthogonal_-param-c64",
-        "orthogonal_-expanded",
-        "orthogonal_-channels_last",
-    ],
-    "philox",
-    [RNG],
-    "philox orthogonal_ fails after its Gaussian draw (complex: torch's sign(); expanded: the "
-    "overlap check; channels_last: view()); the generator is not put back",
-)
-known(
-    "trunc_normal_-std-nan",
-    "philox",
-    [ERROR],
-    "std=NaN: torch's trunc_normal_ succeeds (uniform-proposal branch); philox raises "
-    "'expected std > 0, got nan'",
-)
-known(
-    "trunc_normal_-mean-1e300-f32",
-    "philox",
-    [ERROR],
-    "mean=1e300: torch raises OverflowError computing its log peak (uniform-proposal branch); "
-    "philox succeeds (inverse CDF)",
-)
+# Deliberate differences (docs/decisions.md, "Deliberate differences from torch.nn.init"), each
+# checked for what pyinit does instead. An inference tensor outside InferenceMode: torch draws (and
+# writes) before its version-counter check raises; pyinit raises torch's error before drawing, so a
+# failed call leaves the generator where it was (torch stream; the philox stream's rule anyway).
+VALIDATES_BEFORE_DRAWING = {
+    f"{n}-{label}" for n in RANDOM_INITS for label in ("inference", "gen-inference")
+}
+assert VALIDATES_BEFORE_DRAWING <= {c.id for c in CASES}
 
 
 class KnownDifference(AssertionError):
@@ -616,7 +507,10 @@ def test_bad_input_matches_torch(c: Case, stream: str):
         else:
             assert _same(ours.after, ours.before), "a failed call wrote the tensor"
             assert _same(ours.storage_after, ours.storage_before), "a failed call wrote the storage"
-        if stream == "torch":
+        if stream == "torch" and c.id in VALIDATES_BEFORE_DRAWING:
+            assert not _states_equal(theirs.rng_after, theirs.rng_before), "torch drew: stale entry"
+            assert _states_equal(ours.rng_after, ours.rng_before), "a failed call moved it"
+        elif stream == "torch":
             check(RNG, _states_equal(ours.rng_after, theirs.rng_after), "differs from torch's")
         else:
             check(RNG, _states_equal(ours.rng_after, ours.rng_before), "a failed call moved it")

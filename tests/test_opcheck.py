@@ -29,7 +29,19 @@ SEEDED = (
     "timm_trunc_normal_",
     "uniform_many_",
     "normal_many_",
+    "philox_uniform_drawn_",
+    "philox_normal_drawn_",
+    "philox_masked_uniform_drawn_",
+    "philox_trunc_normal_drawn_",
+    "philox_sparse_drawn_",
 )
+# No CUDA kernel by design (.ci/check_registration.py): the error each raises on a CUDA tensor.
+# philox_sparse_drawn_ is composite (it serves every device) and refuses non-CPU tensors itself.
+CPU_ONLY = {
+    "philox_sparse_": NotImplementedError,
+    "qr_serial_": NotImplementedError,
+    "philox_sparse_drawn_": RuntimeError,
+}
 
 
 def _float_cases(device: str, dtype: torch.dtype):
@@ -67,6 +79,11 @@ def _float_cases(device: str, dtype: torch.dtype):
         ("philox_masked_uniform_", (t(40), -10.0, 10.0, 5.0, KEY, OFFSET)),
         ("philox_trunc_normal_", (t(33), 0.0, 1.0, -2.0, 2.0, KEY, OFFSET)),
         ("philox_sparse_", (t(8, 6), 2, 0.01, KEY, OFFSET)),
+        ("philox_uniform_drawn_", (t(5, 7), -1.0, 2.0, None)),
+        ("philox_normal_drawn_", (t(5, 7), 0.0, 1.0, None)),
+        ("philox_masked_uniform_drawn_", (t(40), -10.0, 10.0, 5.0, None)),
+        ("philox_trunc_normal_drawn_", (t(33), 0.0, 1.0, -2.0, 2.0, None)),
+        ("philox_sparse_drawn_", (t(8, 6), 2, 0.01, None)),
         ("uniform_many_", ([t(5, 7), t(3), t(0)], [-1.0, 0.0, 1.0], [2.0, 0.5, 1.0], None)),
         ("normal_many_", ([t(5, 7), t(3)], [0.0, 1.0], [1.0, 0.5], None)),
         ("philox_uniform_many_", ([t(5, 7), t(3)], [-1.0, 0.0], [2.0, 0.5], [KEY, 7], [OFFSET, 0])),
@@ -82,13 +99,14 @@ def _cases():
         for dtype in DTYPES:
             for index, (name, _) in enumerate(_float_cases("meta", dtype)):
                 marks = list(device_marks)
-                if not has_kernel(name, device):
+                if device != "cpu" and name in CPU_ONLY:
+                    assert name == "philox_sparse_drawn_" or not has_kernel(name, device)
                     marks.append(
                         pytest.mark.xfail(
-                            raises=NotImplementedError,
+                            raises=CPU_ONLY[name],
                             strict=True,
-                            reason=f"pyinit::{name} has no {device} kernel by design: the Python "
-                            "layer draws the zero pattern on CPU (see .ci/check_registration.py)",
+                            reason=f"pyinit::{name} has no {device} kernel by design (see "
+                            ".ci/check_registration.py)",
                         )
                     )
                 dtype_name = str(dtype).removeprefix("torch.")
@@ -105,6 +123,9 @@ def _cases():
         )
     # philox_sparse_ with std=None: only the zero pattern, on any dtype (CPU-only operator).
     yield pytest.param("philox_sparse_", "cpu", torch.bool, None, id="philox_sparse_-cpu-bool")
+    for dtype in (torch.float32, torch.float64):  # the philox stream's QR (CPU-only operator)
+        name = str(dtype).removeprefix("torch.")
+        yield pytest.param("qr_serial_", "cpu", dtype, None, id=f"qr_serial_-cpu-{name}")
 
 
 def _args(name: str, device: str, dtype: torch.dtype, index: int | None) -> tuple:
@@ -114,6 +135,9 @@ def _args(name: str, device: str, dtype: torch.dtype, index: int | None) -> tupl
         return args
     if name == "philox_bits_":
         return (torch.zeros(5, 7, dtype=torch.int32, device=device), KEY, OFFSET, 1)
+    if name == "qr_serial_":
+        a = torch.randn(7, 5, dtype=dtype, device=device)
+        return (torch.empty(7, 5, dtype=dtype), torch.empty(5, 5, dtype=dtype), a)
     return (torch.ones(8, 6, dtype=dtype, device=device), 2, None, KEY, OFFSET)
 
 

@@ -340,7 +340,12 @@ void philox_sparse_cpu(at::Tensor self, int64_t num_zeros, std::optional<double>
   const int64_t local_rows = self.size(0), local_cols = self.size(1);
   TORCH_CHECK(rows < (int64_t{1} << 32), "pyinit philox_sparse_: too many rows (", rows, ")");
   const int64_t k = std::min(num_zeros, rows);
-  if (!has_elements_to_write(self)) return;
+  const bool any = has_elements_to_write(self);
+  // torch.nn.init.sparse_ writes normal_, then one indexed write per column (empty ones too): 1 + cols. The
+  // philox_run or zero_() of k == 0 or k == rows below counts one of them itself.
+  const bool counts_itself = any && (k == 0 || k == rows);
+  if (values) count_extra_writes(self, counts_itself ? local_cols - 1 : local_cols);
+  if (!any) return;
   if (k == 0 || k == rows) {
     if (values && k == 0) philox_run(self, call, map);
     if (k == rows) self.zero_();

@@ -151,7 +151,7 @@ void fill_value(const at::Tensor& self, double value) {
 }  // namespace
 
 void fill_cpu(at::Tensor self, double value) {
-  if (!validate_fill(self)) return;
+  if (!validate_fill(self, value)) return;
   fill_value(self, value);
 }
 
@@ -227,6 +227,21 @@ void orthogonal_finish_cpu(at::Tensor self, at::Tensor q, at::Tensor r, double g
       });
     });
   });
+}
+
+// The philox stream's QR (PhiloxStream.qr): q, r = torch.linalg.qr(a) with one thread, restored after. LAPACK's
+// blocked QR splits its work by the thread count, and so do its roundings; the stream promises the same values for
+// any thread count. An operator, so that a function compiled by torch.compile runs it too (a thread count cannot be
+// set inside a graph). While it runs, torch ops of other Python threads run with one thread too.
+void qr_serial_cpu(at::Tensor q, at::Tensor r, at::Tensor a) {
+  validate_qr_serial(q, r, a);
+  struct OneThread {
+    int previous = at::get_num_threads();
+    OneThread() { at::set_num_threads(1); }
+    ~OneThread() { at::set_num_threads(previous); }
+  };
+  const OneThread one_thread;
+  at::linalg_qr_out(q, r, a);
 }
 
 }  // namespace pyinit::cpu

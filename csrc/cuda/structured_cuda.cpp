@@ -14,7 +14,7 @@ void launch_dirac(DType dtype, const Layout& out, int64_t groups, cudaStream_t s
 void launch_orthogonal_finish(DType dtype, const Layout& out, const OrthogonalParams& params, cudaStream_t stream);
 
 void fill_cuda(at::Tensor self, double value) {
-  if (!validate_fill(self)) return;
+  if (!validate_fill(self, value)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   if (!self.is_non_overlapping_and_dense() && self.dim() > kMaxDims) {
     self.fill_(value);  // same values; torch's strided kernel handles any rank

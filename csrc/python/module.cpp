@@ -28,15 +28,15 @@
 #include <torch/csrc/Generator.h>
 #include <torch/csrc/autograd/python_variable.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "philox_key.h"
 
 // Test hooks (tests/test_mt_jump.py), defined in csrc/cpu/torch_stream_cpu.cpp.
 namespace pyinit::cpu {
@@ -228,39 +228,17 @@ void run(const c10::OperatorHandle& op, torch::jit::Stack& stack) {
   op.callBoxed(stack);
 }
 
-// The CPU generator a philox key is drawn from (None: the default CPU generator); null for anything else.
-at::CPUGeneratorImpl* key_generator(PyObject* generator, at::Generator& holder) {
+// The CPU generator a philox key is drawn from (None: the default CPU generator), in `holder`; false for anything
+// else.
+bool key_generator(PyObject* generator, at::Generator& holder) {
   if (generator == Py_None) {
     holder = at::detail::getDefaultCPUGenerator();
   } else if (THPGenerator_Check(generator)) {
     holder = reinterpret_cast<THPGenerator*>(generator)->cdata;
   } else {
-    return nullptr;
+    return false;
   }
-  if (holder.device().type() != c10::DeviceType::CPU) return nullptr;
-  return at::check_generator<at::CPUGeneratorImpl>(holder);
-}
-
-// draw_key's (key, offset) for a CPU generator. torch.randint(0, 2**32, (4,), dtype=torch.int64, generator=g) draws
-// one 64-bit number per element (its range is 2**32, which takes random64()) and keeps its low 32 bits: the second
-// of the two words; so w_j is word 2j + 1. Returns the engine before the draw in `before`.
-std::pair<uint64_t, uint64_t> draw_philox_key(at::Generator& holder, at::CPUGeneratorImpl* gen,
-                                              at::mt19937_data_pod& before) {
-  uint32_t words[4];
-  std::lock_guard<std::mutex> lock(holder.mutex());
-  before = gen->engine().data();
-  for (uint32_t& w : words) {
-    (void)gen->random();
-    w = gen->random();
-  }
-  return {words[0] | (static_cast<uint64_t>(words[1]) << 32), words[2] | (static_cast<uint64_t>(words[3]) << 32)};
-}
-
-void restore_engine(at::Generator& holder, at::CPUGeneratorImpl* gen, const at::mt19937_data_pod& pod) {
-  std::lock_guard<std::mutex> lock(holder.mutex());
-  at::mt19937 engine;
-  engine.set_data(pod);
-  gen->set_engine(engine);
+  return holder.device().type() == c10::DeviceType::CPU;
 }
 
 // call(handle, *args) -> True after running the operator, False when it did not (see the Note).
@@ -290,8 +268,7 @@ PyObject* philox_call(PyObject* /*self*/, PyObject* const* args, Py_ssize_t narg
   auto* op = handle_of(args[0]);
   if (op == nullptr) return nullptr;
   at::Generator holder;
-  at::CPUGeneratorImpl* gen = key_generator(args[1], holder);
-  if (gen == nullptr) Py_RETURN_FALSE;
+  if (!key_generator(args[1], holder)) Py_RETURN_FALSE;
   const auto& arguments = op->schema().arguments();
   torch::jit::Stack stack;
   stack.reserve(arguments.size());
@@ -304,16 +281,11 @@ PyObject* philox_call(PyObject* /*self*/, PyObject* const* args, Py_ssize_t narg
   stack.emplace_back(int64_t{0});
   stack.emplace_back(int64_t{0});
   if (!push_defaults(*op, stack)) Py_RETURN_FALSE;
-  at::mt19937_data_pod before;
-  const auto [key, offset] = draw_philox_key(holder, gen, before);
-  stack[at] = static_cast<int64_t>(key);  // the operators take the unsigned numbers' int64 bit patterns
-  stack[at + 1] = static_cast<int64_t>(offset);
-  try {
+  pyinit::with_drawn_key(holder, [&](int64_t key, int64_t offset) {
+    stack[at] = key;
+    stack[at + 1] = offset;
     run(*op, stack);
-  } catch (...) {
-    restore_engine(holder, gen, before);
-    throw;
-  }
+  });
   Py_RETURN_TRUE;
   END_HANDLE_TH_ERRORS
 }
@@ -334,11 +306,9 @@ PyObject* set_parameter_type(PyObject* /*self*/, PyObject* type) {
 PyObject* philox_key(PyObject* /*self*/, PyObject* generator) {
   HANDLE_TH_ERRORS
   at::Generator holder;
-  at::CPUGeneratorImpl* gen = key_generator(generator, holder);
-  if (gen == nullptr) Py_RETURN_NONE;
-  at::mt19937_data_pod before;
-  const auto [key, offset] = draw_philox_key(holder, gen, before);
-  return Py_BuildValue("(KK)", static_cast<unsigned long long>(key), static_cast<unsigned long long>(offset));
+  if (!key_generator(generator, holder)) Py_RETURN_NONE;
+  const pyinit::PhiloxKeyDraw draw(holder);
+  return Py_BuildValue("(KK)", static_cast<unsigned long long>(draw.key), static_cast<unsigned long long>(draw.offset));
   END_HANDLE_TH_ERRORS
 }
 
