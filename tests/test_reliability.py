@@ -4,6 +4,7 @@ tests/test_api.py)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -193,3 +194,73 @@ def test_philox_orthogonal_is_independent_of_the_thread_count(shape):
     finally:
         torch.set_num_threads(threads)
     assert torch.get_num_threads() == threads
+
+
+# ---- the philox operators that draw their own key (what torch.compile graphs call) --------------
+
+DRAWN = {
+    "uniform_": ((-1.0, 2.0), lambda t, g: pyinit.philox.uniform_(t, -1.0, 2.0, generator=g)),
+    "normal_": ((0.5, 2.0), lambda t, g: pyinit.philox.normal_(t, 0.5, 2.0, generator=g)),
+    "masked_uniform_": (
+        (-10.0, 10.0, 5.0),
+        lambda t, g: pyinit.philox.masked_uniform_(t, generator=g),
+    ),
+    "trunc_normal_": (
+        (0.0, 0.02, -0.04, 0.04),
+        lambda t, g: pyinit.philox.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, generator=g),
+    ),
+    "sparse_": ((3, 0.01), lambda t, g: pyinit.philox.sparse_(t, 0.25, generator=g)),
+}
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["default-generator", "generator"])
+@pytest.mark.parametrize("name", list(DRAWN))
+def test_drawn_operator_equals_the_eager_call(name, explicit):
+    params, eager_call = DRAWN[name]
+    op = getattr(torch.ops.pyinit, f"philox_{name}drawn_")
+
+    def generator():
+        return torch.Generator().manual_seed(11) if explicit else None
+
+    torch.manual_seed(5)
+    g = generator()
+    expected = eager_call(torch.empty(12, 20), g)
+    expected_state = (g or torch.default_generator).get_state()
+    torch.manual_seed(5)
+    g = generator()
+    got = torch.empty(12, 20)
+    version = got._version
+    op(got, *params, g)
+    assert bitwise_equal(got, expected)
+    assert torch.equal((g or torch.default_generator).get_state(), expected_state)
+    assert got._version - version == (1 + 20 if name == "sparse_" else 1)
+
+
+def test_drawn_operator_failure_gives_the_key_back():
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    expanded = torch.zeros(1, 8).expand(4, 8)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        torch.ops.pyinit.philox_normal_drawn_(expanded, 0.0, 1.0)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.count_nonzero(expanded) == 0
+
+
+def test_meta_kernel_checks_and_counts_as_torch_meta_ops():
+    # torch's meta in-place ops: std checked (message of torch's Python meta function), no bounds
+    # check for uniform_, one version bump, an empty tensor's too; nothing drawn.
+    state = torch.get_rng_state()
+    for make in (lambda: torch.empty(3, 5, device="meta"), lambda: torch.empty(0, device="meta")):
+        theirs, ours = make(), make()
+        theirs.uniform_(1.0, 0.0)
+        torch.ops.pyinit.uniform_(ours, 1.0, 0.0)
+        torch.ops.pyinit.philox_uniform_(ours, 1.0, 0.0, 1, 2)
+        assert (theirs._version, ours._version) == (1, 2)
+    for std in (-1.0, -0.5, math.nan, -1e300, -(2.0**60)):
+        with pytest.raises(RuntimeError) as theirs:
+            torch.empty(3, device="meta").normal_(0.0, std)
+        for op in (torch.ops.pyinit.normal_, torch.ops.pyinit.philox_normal_drawn_):
+            with pytest.raises(RuntimeError) as ours:
+                op(torch.empty(3, device="meta"), 0.0, std)
+            assert str(ours.value).splitlines()[0] == str(theirs.value)
+    assert torch.equal(torch.get_rng_state(), state)
