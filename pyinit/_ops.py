@@ -29,6 +29,10 @@ def _schema_op_names() -> tuple[str, ...]:
         schema = getattr(ops, name).default._schema
         if schema.returns or not schema.arguments[0].alias_info.is_write:
             raise RuntimeError(f"pyinit::{name} is not an in-place operator returning (): {schema}")
+        if not torch._C._dispatch_has_kernel_for_dispatch_key(f"pyinit::{name}", "Meta"):
+            raise RuntimeError(
+                f"pyinit::{name} has no Meta kernel: define it with def(...) in csrc/ops.cpp"
+            )
     return tuple(names)
 
 
