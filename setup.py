@@ -99,7 +99,7 @@ def default_cuda_arch_list(cuda_home: str | None = None) -> str:
 
 
 def extension():
-    sources = [os.path.relpath(p, ROOT) for p in ["csrc/ops.cpp", "csrc/many.cpp", "csrc/python/module.cpp", *sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))]]
+    sources = [os.path.relpath(p, ROOT) for p in ["csrc/ops.cpp", "csrc/many.cpp", "csrc/python/module.cpp", "csrc/python/model_facts.cpp", *sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))]]
     include_dirs = [os.path.join(ROOT, "csrc")]
     if want_cuda():
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
