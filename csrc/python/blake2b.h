@@ -92,8 +92,7 @@ inline void update(State& s, const uint8_t* data, size_t size) {
 
 // A state keyed by `key` (at most 64 bytes) and personalized by `person` (at most 16 bytes, zero-padded), for a
 // digest of `digest_size` bytes (at most 64): hashlib.blake2b(digest_size=, key=, person=) before any data.
-inline State keyed(size_t digest_size, const uint8_t* key, size_t key_size, const uint8_t* person,
-                   size_t person_size) {
+inline State keyed(size_t digest_size, const uint8_t* key, size_t key_size, const uint8_t* person, size_t person_size) {
   State s;
   for (int i = 0; i < 8; ++i) s.h[i] = kIv[i];
   s.h[0] ^= 0x01010000ULL ^ (static_cast<uint64_t>(key_size) << 8) ^ digest_size;

@@ -26,8 +26,7 @@ namespace {
 
 int64_t code_of(const at::Tensor& t, bool parameter) {
   const c10::Device device = t.device();
-  return static_cast<int64_t>(static_cast<uint8_t>(device.type())) |
-         (static_cast<int64_t>(device.index()) + 1) << 8 |
+  return static_cast<int64_t>(static_cast<uint8_t>(device.type())) | (static_cast<int64_t>(device.index()) + 1) << 8 |
          static_cast<int64_t>(static_cast<uint8_t>(t.scalar_type())) << 24 |
          static_cast<int64_t>(static_cast<uint8_t>(t.layout())) << 32 | static_cast<int64_t>(parameter) << 40 |
          static_cast<int64_t>(t.is_inference()) << 41 | static_cast<int64_t>(t.key_set().has_any(kSlowPathKeys)) << 42;
