@@ -32,7 +32,10 @@ def find_cuda_home() -> str | None:
             try:
                 dryrun = subprocess.run(
                     [nvcc, "--dryrun", "-c", source, "-o", os.path.join(tmp, "probe.o")],
-                    capture_output=True, text=True, timeout=60, check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
                 )
                 match = re.search(r"^#\$ TOP=(.*)$", dryrun.stdout + dryrun.stderr, re.MULTILINE)
                 if match:
@@ -86,7 +89,9 @@ def default_cuda_arch_list(cuda_home: str | None = None) -> str:
     """
     nvcc = os.path.join(cuda_home or CUDA_HOME or "", "bin", "nvcc")
     try:
-        listed = subprocess.run([nvcc, "--list-gpu-code"], capture_output=True, text=True, check=True)
+        listed = subprocess.run(
+            [nvcc, "--list-gpu-code"], capture_output=True, text=True, check=True
+        )
         nvcc_arches = set(listed.stdout.split())
     except (OSError, subprocess.SubprocessError):
         nvcc_arches = set()
@@ -99,7 +104,14 @@ def default_cuda_arch_list(cuda_home: str | None = None) -> str:
 
 
 def extension():
-    top = ["ops.cpp", "many.cpp", "meta.cpp", "philox_drawn.cpp", "python/module.cpp"]
+    top = [
+        "ops.cpp",
+        "many.cpp",
+        "meta.cpp",
+        "philox_drawn.cpp",
+        "python/module.cpp",
+        "python/model_facts.cpp",
+    ]
     sources = [
         os.path.relpath(p, ROOT)
         for p in [f"csrc/{f}" for f in top] + sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cpp"))
@@ -108,8 +120,12 @@ def extension():
     if want_cuda():
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
             os.environ["TORCH_CUDA_ARCH_LIST"] = default_cuda_arch_list()
-            print(f"pyinit: no GPU visible, TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
-        cuda_sources = sorted(glob.glob(f"{ROOT}/csrc/cuda/*.cu")) + sorted(glob.glob(f"{ROOT}/csrc/cuda/*.cpp"))
+            print(
+                f"pyinit: no GPU visible, TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}"
+            )
+        cuda_sources = sorted(glob.glob(f"{ROOT}/csrc/cuda/*.cu")) + sorted(
+            glob.glob(f"{ROOT}/csrc/cuda/*.cpp")
+        )
         sources += [os.path.relpath(p, ROOT) for p in cuda_sources]
         return CUDAExtension(
             "pyinit._C",
@@ -119,7 +135,11 @@ def extension():
             extra_link_args=LINK_FLAGS,
         )
     return CppExtension(
-        "pyinit._C", sources, include_dirs=include_dirs, extra_compile_args={"cxx": CXX_FLAGS}, extra_link_args=LINK_FLAGS
+        "pyinit._C",
+        sources,
+        include_dirs=include_dirs,
+        extra_compile_args={"cxx": CXX_FLAGS},
+        extra_link_args=LINK_FLAGS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import pathlib
@@ -323,3 +324,201 @@ def test_philox_kaiming_bound_from_fans():
     key, offset = ref.name_key(5, "0.weight")
     expected = ref.uniform(key, offset, np.arange(w.numel(), dtype=np.uint64), -bound, bound)
     np.testing.assert_array_equal(w.detach().numpy().ravel(), expected)
+
+
+# ---- what makes init_module_ fast must not change what it writes (Note [Per-tensor objects]) ----
+
+
+class _MyLinear(nn.Linear):
+    pass
+
+
+def _mixed() -> nn.Sequential:
+    """Layers whose weights share shapes with other layers' and differ in type, dtype and shape, in
+    an order that interleaves them: the replayed bounds must follow each tensor's own shape."""
+    return nn.Sequential(
+        nn.Linear(16, 8),
+        _MyLinear(8, 16),
+        nn.Linear(16, 8),
+        nn.Linear(16, 8, dtype=torch.float64),
+        nn.Conv2d(3, 4, 3),
+        nn.Linear(8, 16, dtype=torch.bfloat16),
+        _MyLinear(16, 8),
+        nn.Linear(4, 8, bias=False),
+    )
+
+
+def _by_hand(net: nn.Module, rules: list) -> None:
+    """init_module_'s rules written as the loop users write: Module.apply order, first rule that
+    matches, torch.nn.init's functions (the torch stream's values are theirs, bit for bit)."""
+    import fnmatch
+
+    names = {id(m): n for n, m in net.named_modules()}
+
+    def visit(m):
+        prefix = names[id(m)] + "." if names[id(m)] else ""
+        for pname, p in m._parameters.items():
+            if p is None:
+                continue
+            for match, action in rules:
+                if isinstance(match, str):
+                    hit = action if fnmatch.fnmatchcase(prefix + pname, match) else None
+                elif isinstance(m, match):
+                    hit = action.get(pname) if isinstance(action, dict) else action
+                else:
+                    hit = None
+                if hit is not None:
+                    name, kwargs = (hit, {}) if isinstance(hit, str) else hit
+                    getattr(torch.nn.init, name)(p, **kwargs)
+                    break
+
+    net.apply(visit)
+
+
+_RULE_SETS = [
+    [(nn.Linear, {"weight": ("kaiming_uniform_", {"a": math.sqrt(5)}), "bias": "normal_"})],
+    [
+        (_MyLinear, {"weight": ("xavier_normal_", {"gain": 2.0})}),  # its bias: the next rule
+        (nn.Linear, {"weight": "kaiming_normal_", "bias": ("uniform_", {"a": -0.5, "b": 0.5})}),
+        ("*.weight", ("xavier_uniform_", {})),
+    ],
+    [
+        ("[0-2].*", ("normal_", {"std": 0.02})),
+        ("*.weight", ("kaiming_uniform_", {"mode": "fan_out"})),
+    ],
+]
+
+
+@pytest.mark.parametrize("rules", _RULE_SETS, ids=["linear", "subclass-first", "globs"])
+def test_replayed_bounds_equal_torch_per_tensor(rules):
+    torch.manual_seed(0)
+    net = _mixed()
+    hand = copy.deepcopy(net)  # the tensors no rule matches keep these values
+    torch.manual_seed(3)
+    report = pyinit.init_module_(net, rules)
+    after = torch.get_rng_state()
+    torch.manual_seed(3)
+    _by_hand(hand, rules)
+    assert torch.equal(torch.get_rng_state(), after)
+    assert _equal(_state(net), _state(hand))
+    assert report.operator_calls >= 1  # the batch ran (else this tests nothing)
+
+
+def test_rules_changing_between_calls_on_one_model():
+    """Nothing from one call (matches, replayed bounds, batch decisions) is reused by the next."""
+    torch.manual_seed(0)
+    net = _mixed()
+    hand = copy.deepcopy(net)
+    for seed, rules in enumerate(_RULE_SETS + _RULE_SETS[::-1]):
+        torch.manual_seed(seed)
+        pyinit.init_module_(net, rules)
+        torch.manual_seed(seed)
+        _by_hand(hand, rules)
+        assert _equal(_state(net), _state(hand)), rules
+
+
+def test_subclass_rule_and_glob_matching_some_names():
+    net = _mixed()
+    before = _state(net)
+    report = pyinit.init_module_(
+        net, [(_MyLinear, {"weight": "zeros_"}), ("[13].bias", "ones_"), ("6.*", "ones_")]
+    )
+    assert torch.equal(net[1].weight, torch.zeros(16, 8))  # _MyLinear weight: rule 0
+    assert torch.equal(net[1].bias, torch.ones(16))  # rule 0 has no bias: rule 1's glob
+    assert torch.equal(net[3].bias, torch.ones(8, dtype=torch.float64))
+    assert torch.equal(net[6].weight, torch.zeros(8, 16)) and torch.equal(
+        net[6].bias, torch.ones(8)
+    )
+    assert [report[n].rule for n in ("1.weight", "1.bias", "3.bias", "6.weight", "6.bias")] == [
+        0, 1, 1, 0, 2,
+    ]  # fmt: skip
+    for name in ("0.weight", "0.bias", "2.weight", "3.weight", "4.weight", "7.weight"):
+        assert report[name].status == "kept"
+        assert torch.equal(dict(net.named_parameters())[name], before[name])
+
+
+def test_philox_replayed_bounds_equal_one_tensor_per_call():
+    """In the philox stream a tensor's values depend only on its name, shape and rule: initializing
+    the whole model (bounds replayed across same-shape tensors) equals one call per parameter."""
+    import fnmatch
+
+    rules = _RULE_SETS[1]
+    whole = _mixed()
+    single = copy.deepcopy(whole)  # the tensors no rule matches keep these values
+    report = _philox_init(whole, rules)
+    assert report.operator_calls >= 1
+    done = 0
+    for name, _ in list(single.named_parameters()):
+        module_name, _, pname = name.rpartition(".")
+        module = single.get_submodule(module_name)
+        for match, action in rules:
+            if isinstance(match, str):
+                hit = action if fnmatch.fnmatchcase(name, match) else None
+            else:
+                hit = action.get(pname) if isinstance(module, match) else None
+            if hit is not None:
+                _philox_init(single, [(name, hit)])
+                done += 1
+                break
+    assert done >= 10
+    assert _equal(_state(whole), _state(single))
+
+
+def test_ties_by_address_meta_and_views():
+    """A tie is the same elements: one Parameter under two names, or two Parameter objects on one
+    storage view; not two views of one buffer, nor meta or empty tensors (they have no address)."""
+    flat = torch.zeros(8)
+    m = nn.Module()
+    m.a = nn.Linear(2, 2)
+    m.b = nn.Linear(2, 2)
+    m.b.weight = nn.Parameter(m.a.weight.data)  # another Parameter object, same elements
+    m.c = nn.Module()
+    m.c.lo = nn.Parameter(flat[:4])
+    m.c.hi = nn.Parameter(flat[4:])
+    m.e1 = nn.Parameter(torch.empty(0))
+    m.e2 = nn.Parameter(torch.empty(0))
+    m.meta = nn.Linear(2, 2, device="meta")
+    report = pyinit.init_module_(m, {"*": "ones_"})
+    assert report["b.weight"].status == "tied" and report["b.weight"].tied_to == "a.weight"
+    for name in ("c.lo", "c.hi", "e1", "e2", "meta.weight", "meta.bias", "a.bias", "b.bias"):
+        assert report[name].status == "initialized", name
+    assert torch.equal(flat, torch.ones(8))
+
+
+def test_name_keys_in_cpp_equal_the_oracle():
+    from pyinit import _C
+    from pyinit._streams import NameKeys, _signed, name_key
+
+    names = ["", "a", "0.weight", "é.ü.名前", "x" * 127, "x" * 128, "x" * 129, "y" * 300]
+    names += [f"layers.{i}.attn.q_proj.weight" for i in range(50)]
+    for seed in (0, 5, 2**63 - 1, 2**63, 2**64 - 1):
+        keys, offsets = _C.name_keys(seed, [*names, None])
+        assert keys[-1] == offsets[-1] == 0
+        for name, key, offset in zip(names, keys, offsets, strict=False):
+            expected = ref.name_key(seed, name)
+            assert (key, offset) == (_signed(expected[0]), _signed(expected[1])), (seed, name)
+            assert name_key(seed, name) == NameKeys(seed)(name) == expected
+    with pytest.raises(UnicodeEncodeError):
+        _C.name_keys(0, ["\ud800"])  # as name.encode("utf-8")
+    with pytest.raises(TypeError):
+        _C.name_keys(0, [b"bytes"])
+
+
+def test_tensor_facts():
+    from pyinit import _C
+
+    class Sub(torch.Tensor):
+        pass
+
+    p, t = nn.Parameter(torch.zeros(3, 4)), torch.ones(5, dtype=torch.float64)
+    sparse = torch.zeros(3).to_sparse()
+    sub = torch.zeros(2).as_subclass(Sub)
+    addresses, codes = _C.tensor_facts([p, t, t[1:], sparse, sub])
+    assert addresses[:3] == [p.data_ptr(), t.data_ptr(), t[1:].data_ptr()]
+    assert addresses[3] is None and addresses[4] is None and codes[4] is None
+    assert codes[0] != codes[1] and codes[1] == codes[2]  # Parameter vs float64 Tensor; a view
+    assert codes[0] & 0xFFFFFF == codes[1] & 0xFFFFFF  # one device
+    with torch.inference_mode():
+        inference = torch.zeros(5, dtype=torch.float64)
+    assert _C.tensor_code(inference) != codes[1]
+    assert _C.tensor_code(sub) is None

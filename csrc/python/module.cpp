@@ -23,6 +23,7 @@
 // check has passed, and gives back if the operator raises. `_C.philox_key(generator)` is that draw alone.
 
 #include <Python.h>
+#include "python/module.h"
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/utils/pybind.h>
 #include <torch/csrc/Generator.h>
@@ -46,7 +47,20 @@ std::atomic<int64_t>& torch_stream_jump_min_threads();
 bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, double* advance_us, double* draw_us);
 }  // namespace pyinit::cpu
 
+namespace pyinit::python {
+
+PyTypeObject* parameter_type = nullptr;
+
+bool is_plain_tensor(PyObject* obj) {
+  return THPVariable_CheckExact(obj) || (parameter_type != nullptr && Py_TYPE(obj) == parameter_type);
+}
+
+}  // namespace pyinit::python
+
 namespace {
+
+using pyinit::python::is_plain_tensor;
+using pyinit::python::parameter_type;
 
 // _set_torch_stream_jump(min_words, cost_words, min_threads) -> the previous triple: the size and thread count
 // from which the CPU torch stream draws in parallel by jump-ahead, and the cost of a jump its range split assumes
@@ -77,15 +91,7 @@ PyObject* mt19937_advance_check(PyObject*, PyObject* args) {
   Py_END_ALLOW_THREADS return Py_BuildValue("(Odd)", equal ? Py_True : Py_False, advance_us, draw_us);
 }
 
-PyTypeObject* parameter_type = nullptr;  // torch.nn.Parameter, set by pyinit/_ops.py
-
-const c10::DispatchKeySet kSlowPathKeys({c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
-                                         c10::DispatchKey::FuncTorchBatched, c10::DispatchKey::FuncTorchGradWrapper,
-                                         c10::DispatchKey::Functionalize, c10::DispatchKey::BatchedNestedTensor});
-
-bool is_plain_tensor(PyObject* obj) {
-  return THPVariable_CheckExact(obj) || (parameter_type != nullptr && Py_TYPE(obj) == parameter_type);
-}
+using pyinit::python::kSlowPathKeys;
 
 bool runs_here(const c10::OperatorHandle& op, const at::Tensor& self) {
   if (!self.defined() || self.layout() != c10::kStrided || !at::isFloatingType(self.scalar_type()) ||
@@ -320,6 +326,11 @@ PyMethodDef methods[] = {
      "philox_call(handle, generator, self, *params) -> bool: call() with the key drawn from the generator"},
     {"set_parameter_type", set_parameter_type, METH_O, "set_parameter_type(torch.nn.Parameter)"},
     {"philox_key", philox_key, METH_O, "philox_key(generator) -> (key, offset), or None"},
+    {"tensor_facts", pyinit::python::tensor_facts, METH_O,
+     "tensor_facts(list of tensors) -> (addresses, codes): see csrc/python/model_facts.cpp"},
+    {"tensor_code", pyinit::python::tensor_code, METH_O, "tensor_code(tensor) -> int, or None"},
+    {"name_keys", pyinit::python::name_keys, METH_VARARGS,
+     "name_keys(seed, names) -> (keys, offsets): name_key of each name, as signed 64-bit integers"},
     {"_set_torch_stream_jump", set_torch_stream_jump, METH_VARARGS, nullptr},
     {"_mt19937_advance_check", mt19937_advance_check, METH_VARARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
