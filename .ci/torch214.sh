@@ -5,7 +5,8 @@
 #   2. the full CUDAExtension build (kernels and glue) of a copy of this tree, CUDA_HOME left for setup.py
 #      to find (nvcc may be a wrapper outside the toolkit), TORCH_CUDA_ARCH_LIST=9.0;
 #   3. every pyinit:: operator has CPU, CUDA and fake kernels registered (.ci/check_registration.py);
-#   4. the whole test suite on that torch (CUDA tests skip: no GPU; timm installed for the pyinit.timm tests),
+#   4. the whole test suite on that torch (CUDA tests skip: no GPU; timm and transformers installed for the
+#      pyinit.timm and pyinit.transformers tests),
 #      and the CMake build + ctest (C++20).
 # Fails loudly at the first step that cannot run.
 set -euo pipefail
@@ -42,7 +43,16 @@ PY="$VENV/bin/python"
   quiet_pip --no-deps "timm==1.0.29"
   quiet_pip pyyaml "huggingface_hub<1.0" safetensors
 }
-"$PY" -c "import torch, timm; assert torch.__version__.split('+')[0] == '$TORCH_VERSION'; print('timm', timm.__version__)"
+# transformers, for the bit-identity tests of pyinit.transformers (tests/test_transformers_compat.py): without its
+# dependencies (torch stays), then the pure-Python ones its import needs and tokenizers (a wheel). The version
+# docs/timm.md lists as verified.
+"$PY" -c "from transformers import SiglipModel" 2>/dev/null || {
+  step "installing transformers 4.57.1"
+  quiet_pip --no-deps "transformers==4.57.1" "tokenizers==0.22.1"
+  quiet_pip "huggingface_hub<1.0" safetensors regex pyyaml requests tqdm packaging filelock
+}
+"$PY" -c "import torch, timm, transformers; assert torch.__version__.split('+')[0] == '$TORCH_VERSION'; \
+print('timm', timm.__version__, 'transformers', transformers.__version__)"
 
 step "copying the tree to $WORK"
 rm -rf "$WORK"
@@ -66,7 +76,7 @@ step "operator registration"
 "$PY" .ci/check_registration.py --require-cuda
 
 step "test suite"
-PYINIT_REQUIRE_TIMM=1 "$PY" -m pytest tests -q -p no:cacheprovider
+PYINIT_REQUIRE_TIMM=1 PYINIT_REQUIRE_TRANSFORMERS=1 "$PY" -m pytest tests -q -p no:cacheprovider
 
 step "CMake build + ctest (against the CUDA libtorch)"
 # torch's CMake config of a CUDA build wants the toolkit (found as setup.py finds it) and libnvrtc, which

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -31,22 +32,54 @@ CONTENDERS = {
 }
 
 
-def _build(timm, name: str, patch) -> torch.nn.Module:
+def _same_weights(build, patch) -> bool:
+    """Whether build() inside patch() gives the parameters plain build() gives after the same
+    seed, bit for bit (float32 parameters compared as int32 patterns)."""
+    torch.manual_seed(0)
+    plain = build()
+    torch.manual_seed(0)
     with patch():
-        return timm.create_model(name, pretrained=False)
-
-
-def _identical(timm, name: str, patch) -> bool:
-    torch.manual_seed(0)
-    plain = _build(timm, name, contextlib.nullcontext)
-    torch.manual_seed(0)
-    ours = _build(timm, name, patch)
+        ours = build()
     a, b = dict(plain.named_parameters()), dict(ours.named_parameters())
     return a.keys() == b.keys() and all(
         torch.equal(a[k].detach().view(torch.int32), b[k].detach().view(torch.int32))
         for k in a
         if a[k].dtype == torch.float32
     )
+
+
+def time_constructions(lines, name, build, contenders, repeats, width=22) -> None:
+    """Rows of the table for one model: each contender (label -> patch context factory; the first
+    is the baseline) checked for identical weights, then timed `repeats` times, interleaved."""
+    same = {label: _same_weights(build, patch) for label, patch in contenders.items()}
+    times: dict[str, list[float]] = {label: [] for label in contenders}
+    for _ in range(repeats):
+        for label, patch in contenders.items():
+            t0 = time.perf_counter()
+            with patch():
+                model = build()
+            times[label].append(time.perf_counter() - t0)
+            del model
+    base_label = next(iter(contenders))
+    base = min(times[base_label])
+    for label, ts in times.items():
+        weights = "base" if label == base_label else ("identical" if same[label] else "DIFFER")
+        row = (
+            f"{name:<{width}} {label:<36} {min(ts):>8.3f} {statistics.median(ts):>8.3f} "
+            f"{base / min(ts):>7.2f}x  {weights}"
+        )
+        lines.append(row)
+        print(row, flush=True)
+
+
+def finish(lines, env, out) -> int:
+    env["load_average_end"] = list(os.getloadavg())
+    lines += load_lines(env)
+    print(lines[-1])
+    if out:
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -66,33 +99,12 @@ def main(argv=None) -> int:
         "contenders interleaved; seconds"
     )
     columns = f"{'best':>8} {'median':>8} {'speedup':>8}  weights"
-    lines.append(f"{'model':<22} {'contender':<28} {columns}")
+    lines.append(f"{'model':<22} {'contender':<36} {columns}")
     print("\n".join(lines), flush=True)
     for name in args.models.split(","):
-        same = {label: _identical(timm, name, patch) for label, patch in CONTENDERS.items()}
-        times: dict[str, list[float]] = {label: [] for label in CONTENDERS}
-        for _ in range(args.repeats):
-            for label, patch in CONTENDERS.items():
-                t0 = time.perf_counter()
-                model = _build(timm, name, patch)
-                times[label].append(time.perf_counter() - t0)
-                del model
-        base = min(times["timm"])
-        for label, ts in times.items():
-            weights = "base" if label == "timm" else ("identical" if same[label] else "DIFFER")
-            row = (
-                f"{name:<22} {label:<28} {min(ts):>8.3f} {statistics.median(ts):>8.3f} "
-                f"{base / min(ts):>7.2f}x  {weights}"
-            )
-            lines.append(row)
-            print(row, flush=True)
-    env["load_average_end"] = list(os.getloadavg())
-    lines += load_lines(env)
-    print(lines[-1])
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
-    return 0
+        build = functools.partial(timm.create_model, name, pretrained=False)
+        time_constructions(lines, name, build, CONTENDERS, args.repeats)
+    return finish(lines, env, args.out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ generator state in, same state out), with fused C++/CUDA kernels. Extras: `maske
 custom initializer) and `patch_torch_init()` (make torch.nn modules construct through pyinit).
 """
 
-from . import init, philox, timm
+from . import init, philox, timm, transformers
 from ._deferred import deferred, materialize_
 from ._patch import patch_torch_init, restore_torch_init
 from ._selection import get_stream, set_stream, stream
@@ -24,6 +24,7 @@ from .init import _no_grad_uniform_ as _no_grad_uniform_
 from .init import _no_grad_zero_ as _no_grad_zero_
 from .model import InitReport, ParamInit, init_module_
 from .timm import patch_timm, restore_timm
+from .transformers import patch_transformers, restore_transformers
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,10 @@ __all__ = [
     "timm",
     "patch_timm",
     "restore_timm",
+    # transformers' copies of them (docs/timm.md)
+    "transformers",
+    "patch_transformers",
+    "restore_transformers",
     "PyinitFallbackWarning",
     "fallback_reason",
     # random streams (docs/philox_stream.md)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch.nn.init as _torch_init
 
@@ -102,24 +102,78 @@ def restore_torch_init() -> None:
     _bound_elsewhere.clear()
 
 
+class LibraryPatch:
+    """The replacement of a library's own initializers (pyinit.timm, pyinit.transformers) in its
+    loaded modules: every name bound to one of them, found by identity in every loaded module of
+    `package` (the package and its submodules), is rebound to pyinit's function, and the original
+    is remembered once and put back by restore(). `helpers()` gives id(library's function) ->
+    pyinit's for what is loaded now, or None to install nothing (it warns why)."""
+
+    def __init__(self, package: str, helpers: Callable[[], dict[int, object] | None]) -> None:
+        self.package = package
+        self.helpers = helpers
+        # (module, attribute) -> the library's function it held before install() replaced it.
+        self.replaced: dict[tuple[object, str], object] = {}
+        # The scan cache of these replacements (see _scanned).
+        self.scanned: dict[int, tuple[object, int, tuple[str, ...]]] = {}
+
+    def install(self) -> None:
+        replacement = self.helpers()
+        if replacement is None:
+            return
+        prefix = self.package + "."
+        for module_name, module in list(sys.modules.items()):
+            if module is None or not (module_name + ".").startswith(prefix):
+                continue
+            rebind(module, replacement, self.replaced, self.scanned)
+
+    def restore(self) -> None:
+        for (module, attr), fn in self.replaced.items():
+            setattr(module, attr, fn)
+        self.replaced.clear()
+
+    def active(self) -> bool:
+        """Whether install() changed something that restore() has not put back yet."""
+        return bool(self.replaced)
+
+    def context(self) -> _LibraryContext:
+        return _LibraryContext(self)
+
+
+class _LibraryContext(contextlib.AbstractContextManager):
+    # Nested patches restore only at the outermost exit, as patch_torch_init's do.
+    def __init__(self, patch: LibraryPatch) -> None:
+        self._patch = patch
+        self._was_patched = patch.active()
+        patch.install()
+
+    def __exit__(self, *exc) -> None:
+        if not self._was_patched:
+            self._patch.restore()
+
+
 class _Patch(contextlib.AbstractContextManager):
-    def __init__(self, everywhere: bool = False, timm: bool = False) -> None:
+    def __init__(self, everywhere: bool = False, timm: bool = False, transformers: bool = False):
         self._was_patched = bool(_originals)
         _install(everywhere)
-        self._timm = None
+        self._libraries = []
         if timm:
             from .timm import patch_timm
 
-            self._timm = patch_timm()
+            self._libraries.append(patch_timm())
+        if transformers:
+            from .transformers import patch_transformers
+
+            self._libraries.append(patch_transformers())
 
     def __exit__(self, *exc) -> None:
-        if self._timm is not None:
-            self._timm.__exit__(*exc)
+        for library in reversed(self._libraries):
+            library.__exit__(*exc)
         if not self._was_patched:
             restore_torch_init()
 
 
-def patch_torch_init(*, timm: bool = False) -> _Patch:
+def patch_torch_init(*, timm: bool = False, transformers: bool = False) -> _Patch:
     """Route torch.nn.init (and so every torch.nn module's reset_parameters) through pyinit.
 
     Use as a context manager::
@@ -132,9 +186,11 @@ def patch_torch_init(*, timm: bool = False) -> _Patch:
 
     With ``timm=True``, timm's own initializers (timm.layers.trunc_normal_ and its kin, which do
     not go through torch.nn.init) are routed through ``pyinit.timm`` too, as by
-    ``pyinit.patch_timm()`` (undone on exit, or by ``pyinit.restore_timm()``).
+    ``pyinit.patch_timm()`` (undone on exit, or by ``pyinit.restore_timm()``). With
+    ``transformers=True``, transformers' copies of them (SigLIP's lecun_normal_ and its kin) are
+    routed through ``pyinit.transformers``, as by ``pyinit.patch_transformers()``.
     """
-    return _Patch(timm=timm)
+    return _Patch(timm=timm, transformers=transformers)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import warnings
 
@@ -79,15 +78,21 @@ def _fused_reason(tensor: torch.Tensor) -> str | None:
     return None
 
 
-def _warn_fallback(name: str, reason: str) -> None:
+# The library whose helpers a function reproduces -> how its fallback warning names it.
+_OWNERS = {"timm": "timm's", "transformers": "transformers'"}
+
+
+def _warn_fallback(name: str, reason: str, owner: str = "timm") -> None:
     """A PyinitFallbackWarning once per (function, reason), at the first frame outside pyinit and
-    torch."""
-    key = ("timm", name, reason)
+    torch. `owner`: the library whose copy of the helper `name` is (pyinit.<owner>.<name>)."""
+    key = (owner, name, reason)
     if key in _support._warned:
         return
     _support._warned.add(key)
     level, _ = _support._caller_outside_pyinit()
-    message = f"pyinit.timm.{name}: using timm's composition of torch operators ({reason})"
+    message = (
+        f"pyinit.{owner}.{name}: using {_OWNERS[owner]} composition of torch operators ({reason})"
+    )
     warnings.warn(message, PyinitFallbackWarning, stacklevel=level)
 
 
@@ -96,8 +101,11 @@ def _norm_cdf(x: float) -> float:
     return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
 
-def _trunc_normal(tensor, mean, std, a, b, post_std=None, post_mean=None, name="trunc_normal_"):
-    """timm's _trunc_normal_ (then trunc_normal_tf_'s scale and shift when post_std is given)."""
+def _trunc_normal(
+    tensor, mean, std, a, b, post_std=None, post_mean=None, name="trunc_normal_", owner="timm"
+):
+    """timm's _trunc_normal_ (then trunc_normal_tf_'s scale and shift when post_std is given).
+    `name`, `owner`: the function whose fallback warning this is (see _warn_fallback)."""
     if (mean < a - 2 * std) or (mean > b + 2 * std):
         warnings.warn(
             "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
@@ -114,13 +122,17 @@ def _trunc_normal(tensor, mean, std, a, b, post_std=None, post_mean=None, name="
     )
     if fused and not tensor.is_meta:
         reason = _fused_reason(tensor)
+        if reason is None and torch.is_grad_enabled() and tensor.requires_grad:
+            # Only transformers' _trunc_normal_ runs without no_grad: autograd must see (or refuse,
+            # on a leaf) the in-place operators.
+            reason = "autograd records the operators (grad mode, a tensor that requires grad)"
         if reason is None:
             if post:
                 ops.timm_trunc_normal_(tensor, low, high, scale, mean, a, b, post_std, post_mean)
             else:
                 ops.timm_trunc_normal_(tensor, low, high, scale, mean, a, b)
             return tensor
-        _warn_fallback(name, reason)
+        _warn_fallback(name, reason, owner)
     # timm's own steps (also what pyinit.deferred() records on meta tensors).
     tensor.uniform_(low, high)
     tensor.erfinv_()
@@ -218,10 +230,6 @@ def _uniform(tensor: torch.Tensor, low: float, high: float) -> None:
 # ---- the patch ----------------------------------------------------------------------------------
 
 _NAMES = ("trunc_normal_", "trunc_normal_tf_", "variance_scaling_", "lecun_normal_")
-# (module, attribute) -> timm's function it held before patch_timm() replaced it.
-_replaced: dict[tuple[object, str], object] = {}
-# id(module) -> (module, its number of globals when scanned, the names bound to timm's helpers).
-_scanned: dict[int, tuple[object, int, tuple[str, ...]]] = {}
 
 
 def _timm_helpers() -> dict[int, object] | None:
@@ -231,41 +239,22 @@ def _timm_helpers() -> dict[int, object] | None:
     from timm.layers import weight_init
 
     version = getattr(timm, "__version__", "unknown")
-    allowed = os.environ.get("PYINIT_ALLOW_UNVERIFIED", "0") == "1"
-    if version not in VERIFIED_TIMM_VERSIONS and not allowed:
+    if version not in VERIFIED_TIMM_VERSIONS and not _support._allow_unverified():
         _warn_fallback("patch_timm", f"timm {version} is not verified; timm's helpers are kept")
         return None
     own = sys.modules[__name__]
     return {id(getattr(weight_init, name)): getattr(own, name) for name in _NAMES}
 
 
-def _install() -> None:
-    replacement = _timm_helpers()
-    if replacement is None:
-        return
-    for module_name, module in list(sys.modules.items()):
-        if module is not None and (module_name == "timm" or module_name.startswith("timm.")):
-            _patch.rebind(module, replacement, _replaced, _scanned)
+_PATCH = _patch.LibraryPatch("timm", _timm_helpers)
 
 
 def restore_timm() -> None:
     """Put timm's own helpers back everywhere patch_timm() replaced them."""
-    for (module, attr), fn in _replaced.items():
-        setattr(module, attr, fn)
-    _replaced.clear()
+    _PATCH.restore()
 
 
-class _TimmPatch(contextlib.AbstractContextManager):
-    def __init__(self) -> None:
-        self._was_patched = bool(_replaced)
-        _install()
-
-    def __exit__(self, *exc) -> None:
-        if not self._was_patched:
-            restore_timm()
-
-
-def patch_timm() -> _TimmPatch:
+def patch_timm() -> contextlib.AbstractContextManager:
     """Route timm's trunc_normal_, trunc_normal_tf_, variance_scaling_ and lecun_normal_ through
     pyinit.timm, wherever the loaded timm modules bound them (timm.layers, timm.layers.weight_init
     and every timm.models module that imported them), for the installed timm if it is verified
@@ -279,4 +268,4 @@ def patch_timm() -> _TimmPatch:
     or call it once and ``pyinit.restore_timm()`` to undo it. Modules imported after the call are
     not patched. ``pyinit.patch_torch_init(timm=True)`` patches torch.nn.init and timm together.
     """
-    return _TimmPatch()
+    return _PATCH.context()

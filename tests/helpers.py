@@ -6,8 +6,12 @@ are skipped without a GPU, so one table runs on both devices and CI lists what i
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
+
+from pyinit import PyinitFallbackWarning
 
 HAS_CUDA = torch.cuda.is_available()
 CUDA_MARKS = (pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU"))
@@ -71,3 +75,65 @@ def rng_states(device: str, gen: torch.Generator | None = None) -> list[torch.Te
 
 def states_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def run_draw(fn, shape, dtype, seed=1234, layout="contiguous", predraw=0, args=(), **kwargs):
+    """(values, generator state after, version counter bump) of fn(t, *args, **kwargs) on a fresh
+    tensor t (NaN-filled; `layout` "permuted": dense, not contiguous; "strided": not dense), the
+    CPU generator seeded with `seed` and then advanced by `predraw` float64 draws (an MT19937
+    state in mid-block, not just after a seed). UserWarnings are silenced."""
+    t = torch.full(shape, float("nan"), dtype=dtype)
+    if layout == "permuted" and t.dim() >= 2:
+        t = t.transpose(0, -1).contiguous().transpose(0, -1)
+    elif layout == "strided":
+        t = torch.full((*shape[:-1], shape[-1] * 2), float("nan"), dtype=dtype)[..., ::2]
+    torch.manual_seed(seed)
+    if predraw:
+        torch.empty(predraw, dtype=torch.float64).uniform_()
+    version = t._version
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fn(t, *args, **kwargs)
+    return t, torch.get_rng_state(), t._version - version
+
+
+def same_draw(ours, theirs) -> None:
+    """Assert two run_draw results are the same: bits, generator state, version counter."""
+    (a, state_a, version_a), (b, state_b, version_b) = ours, theirs
+    assert bitwise_equal(a, b), differing(a, b)
+    assert torch.equal(state_a, state_b), "generator state differs"
+    assert version_a == version_b
+
+
+# timm's inverse-CDF truncated normal (pyinit.timm, pyinit.transformers): sizes around the fused
+# kernel's 2048-element chunk; (mean, std, a, b) sets with integer arguments and a narrow window.
+TRUNC_SHAPES = [(1,), (7,), (2047,), (2049,), (300, 257), (64, 3, 7, 7)]
+TRUNC_DTYPES = [torch.float32, torch.float64]
+TRUNC_PARAMS = [
+    dict(),
+    dict(std=0.02),
+    dict(mean=0.5, std=0.3, a=-0.1, b=1.0),
+    dict(mean=-1.0, std=2.0, a=-3.0, b=0.5),
+    dict(std=1e-6, a=-1e-6, b=3e-6),
+    dict(mean=3, std=1, a=0, b=4),
+]
+
+
+def same_construction(build, patch, label: str, strict: bool = True) -> None:
+    """Assert that `build()` inside `patch()` gives, after the same torch.manual_seed, the
+    parameters (bit for bit) and generator state that plain `build()` gives. `strict`: no
+    PyinitFallbackWarning allowed (where pyinit's kernels are expected to run)."""
+    torch.manual_seed(0)
+    plain = build()
+    state = torch.get_rng_state()
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        if strict:
+            warnings.simplefilter("error", PyinitFallbackWarning)
+        with patch():
+            patched = build()
+    assert torch.equal(torch.get_rng_state(), state)
+    ours, theirs = dict(patched.named_parameters()), dict(plain.named_parameters())
+    assert ours.keys() == theirs.keys()
+    for name, value in theirs.items():
+        assert bitwise_equal(ours[name].detach(), value.detach()), f"{label}.{name}"

@@ -13,7 +13,12 @@ import warnings
 
 import pytest
 import torch
-from helpers import CUDA_MARKS, bitwise_equal, differing
+from helpers import CUDA_MARKS, bitwise_equal, differing, same_construction
+from helpers import TRUNC_DTYPES as DTYPES
+from helpers import TRUNC_PARAMS as PARAMS
+from helpers import TRUNC_SHAPES as SHAPES
+from helpers import run_draw as run
+from helpers import same_draw as assert_same
 
 import pyinit
 from pyinit import timm as ptimm
@@ -49,40 +54,6 @@ def composition_tf(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
         composition(tensor, 0, 1.0, a, b)
         tensor.mul_(std).add_(mean)
     return tensor
-
-
-SHAPES = [(1,), (7,), (2047,), (2049,), (300, 257), (64, 3, 7, 7)]
-DTYPES = [torch.float32, torch.float64]
-PARAMS = [
-    dict(),
-    dict(std=0.02),
-    dict(mean=0.5, std=0.3, a=-0.1, b=1.0),
-    dict(mean=-1.0, std=2.0, a=-3.0, b=0.5),
-    dict(std=1e-6, a=-1e-6, b=3e-6),
-    dict(mean=3, std=1, a=0, b=4),
-]
-
-
-def run(fn, shape, dtype, seed=1234, layout="contiguous", **kwargs):
-    """(values, generator state after, version counter bump) of fn on a fresh tensor."""
-    t = torch.full(shape, float("nan"), dtype=dtype)
-    if layout == "permuted" and t.dim() >= 2:
-        t = t.transpose(0, -1).contiguous().transpose(0, -1)  # dense, not contiguous
-    elif layout == "strided":
-        t = torch.full((*shape[:-1], shape[-1] * 2), float("nan"), dtype=dtype)[..., ::2]
-    torch.manual_seed(seed)
-    version = t._version
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        fn(t, **kwargs)
-    return t, torch.get_rng_state(), t._version - version
-
-
-def assert_same(ours, theirs):
-    (a, state_a, version_a), (b, state_b, version_b) = ours, theirs
-    assert bitwise_equal(a, b), differing(a, b)
-    assert torch.equal(state_a, state_b), "generator state differs"
-    assert version_a == version_b
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -317,17 +288,9 @@ def test_whole_model_matches_plain_timm(model):
     kwargs = dict(pretrained=False)
     if model.startswith("vit_small"):
         kwargs["weight_init"] = "jax"  # lecun_normal_ on the patch embedding, xavier and normal_
-    torch.manual_seed(0)
-    plain = timm.create_model(model, **kwargs)
-    state = torch.get_rng_state()
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        if CPU_FUSED:
-            warnings.simplefilter("error", pyinit.PyinitFallbackWarning)
-        with pyinit.patch_torch_init(timm=True):
-            patched = timm.create_model(model, **kwargs)
-    assert torch.equal(torch.get_rng_state(), state)
-    ours, theirs = dict(patched.named_parameters()), dict(plain.named_parameters())
-    assert ours.keys() == theirs.keys()
-    for name, value in theirs.items():
-        assert bitwise_equal(ours[name].detach(), value.detach()), f"{model}.{name}"
+    same_construction(
+        lambda: timm.create_model(model, **kwargs),
+        lambda: pyinit.patch_torch_init(timm=True),
+        model,
+        strict=CPU_FUSED,
+    )
