@@ -67,8 +67,10 @@ void meta_kernel(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const std::string name = schema.name().substr(schema.name().find("::") + 2);
   auto values = torch::jit::last(*stack, arguments.size());
   bool values_written = true;  // philox_sparse_ with std=None writes only zeros, in any dtype
+  // trunc_normal_uniform_'s std only divides (torch's uniform-proposal branch draws uniform_ and never checks it).
+  const bool std_checked = name != "trunc_normal_uniform_";
   for (size_t i = 0; i < arguments.size(); ++i) {
-    if (arguments[i].name() != "std") continue;
+    if (arguments[i].name() != "std" || !std_checked) continue;
     const c10::IValue& std = values[i];
     if (std.isDouble()) {
       check_meta_std(std.toDouble());

@@ -10,9 +10,9 @@
 // kernel operator touches this file, its kernels and their glue, not a registration file per device. A
 // declaration that does not match the definition leaves an undefined symbol: libpyinit_ops.so does not link
 // (CMake passes -Wl,--no-undefined) and pyinit._C does not import. The CUDA block is compiled only into a CUDA
-// build (setup.py defines PYINIT_WITH_CUDA); philox_sparse_ and qr_serial_ have no CUDA kernel by design
-// (docs/decisions.md, .ci/check_registration.py). Every operator's Meta kernel is the one of csrc/meta.cpp,
-// registered with its definition.
+// build (setup.py defines PYINIT_WITH_CUDA); philox_sparse_, qr_serial_ and trunc_normal_uniform_ have no CUDA
+// kernel by design (docs/decisions.md, .ci/check_registration.py). Every operator's Meta kernel is the one of
+// csrc/meta.cpp, registered with its definition.
 //
 // Note [Kernels take final numbers]
 // Fans, gains and bounds are computed in Python exactly as torch.nn.init computes them; an operator receives the
@@ -55,6 +55,11 @@ TORCH_LIBRARY(pyinit, m) {
       seeded);
   // torch >= 2.12 rejection sampling with normal proposals (taken when the mass inside [a, b] exceeds 0.3).
   def("trunc_normal_(Tensor(a!) self, float mean, float std, float a, float b, Generator? generator=None) -> ()",
+      seeded);
+  // torch >= 2.12's rejection sampling with uniform proposals (mass inside [a, b] at most 0.3), log_peak computed
+  // in Python as torch computes it (Note [trunc_normal_ by uniform proposals]). CPU only.
+  def("trunc_normal_uniform_(Tensor(a!) self, float mean, float std, float a, float b, float log_peak, "
+      "Generator? generator=None) -> ()",
       seeded);
   // timm.layers.trunc_normal_'s composition (uniform_(low, high), erfinv_, mul_(scale), add_(shift),
   // clamp_(a, b), then, with post_scale/post_shift, trunc_normal_tf_'s mul_(post_scale), add_(post_shift)) in
@@ -136,6 +141,8 @@ PYINIT_KERNELS(uniform, Tensor self, double low, double high, Gen generator)
 PYINIT_KERNELS(masked_uniform, Tensor self, double low, double high, double threshold, Gen generator)
 PYINIT_KERNELS(normal, Tensor self, double mean, double std, Gen generator)
 PYINIT_KERNELS(trunc_normal, Tensor self, double mean, double std, double a, double b, Gen generator)
+PYINIT_KERNELS(trunc_normal_uniform, Tensor self, double mean, double std, double a, double b, double log_peak,
+               Gen generator)
 PYINIT_KERNELS(sparse, Tensor self, int64_t num_zeros, double std, Gen generator)
 // timm's truncated normal (csrc/cpu/timm_cpu.cpp, csrc/cuda/timm_cuda.cpp).
 PYINIT_KERNELS(timm_trunc_normal, Tensor self, double low, double high, double scale, double shift, double a, double b,
@@ -193,6 +200,7 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("masked_uniform_", &cpu::masked_uniform_cpu);
   m.impl("normal_", &cpu::normal_cpu);
   m.impl("trunc_normal_", &cpu::trunc_normal_cpu);
+  m.impl("trunc_normal_uniform_", &cpu::trunc_normal_uniform_cpu);
   m.impl("sparse_", &cpu::sparse_cpu);
   m.impl("timm_trunc_normal_", &cpu::timm_trunc_normal_cpu);
   m.impl("fill_", &cpu::fill_cpu);

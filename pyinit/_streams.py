@@ -150,13 +150,23 @@ def _dtensor_aware(cls: type) -> type:
 
 
 def _trunc_normal_kernel_reason(tensor: Tensor, p: float) -> str | None:
-    if not p > 0.3:
-        return "narrow bounds (uniform-proposal branch) not implemented"
+    """None when trunc_normal_'s kernel for its branch (normal proposals when p > 0.3, else uniform
+    proposals) can run on `tensor`, else why not."""
     if _support.torch_version() < (2, 12):
         return f"torch {torch.__version__} uses the inverse-CDF trunc_normal_"
     if tensor.device.type != "meta" and not is_dense(tensor):
         return "non-dense view"
-    return _support.fallback_reason(tensor, "trunc_normal_")
+    reason = _support.fallback_reason(tensor, "trunc_normal_")
+    if p > 0.3 or reason is not None:
+        return reason
+    # The narrow branch: its own operator, CPU only; its log_ is MKL's (Note [torch's CPU vector
+    # math is MKL's], csrc/cpu/mkl_vml.h).
+    device = tensor.device.type
+    if device == "cpu" and not torch.backends.mkl.is_available():
+        return "narrow bounds: torch built without MKL (its CPU log_ is not MKL's)"
+    if device != "meta" and not _support.has_kernel("trunc_normal_uniform_", device):
+        return f"narrow bounds (uniform-proposal branch): no {device} kernel"
+    return None
 
 
 def _norm_cdf(x: float) -> float:
@@ -231,7 +241,14 @@ class TorchStream(Stream):
         if not use_kernel(tensor, "trunc_normal_", reason, generator):
             return _torch_no_grad_trunc_normal_(tensor, mean, std, a, b, generator=generator)
         _warn_far_mean(mean, std, a, b, stacklevel=3)
-        _call_op("trunc_normal_", tensor, mean, std, a, b, generator)
+        if p > 0.3:
+            _call_op("trunc_normal_", tensor, mean, std, a, b, generator)
+        else:
+            # torch's own Python arithmetic (and its OverflowError for a huge mean), before any
+            # draw.
+            mode = max(a, min(mean, b))
+            log_peak = -0.5 * ((mode - mean) / std) ** 2
+            _call_op("trunc_normal_uniform_", tensor, mean, std, a, b, log_peak, generator)
         return tensor
 
     def masked_uniform_(

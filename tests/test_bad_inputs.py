@@ -424,13 +424,13 @@ def _run(lib, c: Case) -> Outcome:
 
 
 # The fallbacks pyinit may take here (docs/decisions.md), each with its PyinitFallbackWarning: no
-# kernel for non-float dtypes (either stream), and in the torch stream no kernel yet for
-# trunc_normal_'s uniform-proposal branch and for trunc_normal_ on non-dense views.
+# kernel for non-float dtypes (either stream), and in the torch stream no kernel for trunc_normal_
+# on non-dense views.
 _NON_FLOAT = r"torch\.(int64|bool|complex64)"
 FALLBACK = {
     "torch": re.compile(
         rf"pyinit\.(?P<name>\w+): using torch's implementation \((dtype {_NON_FLOAT}"
-        r"|non-dense view|narrow bounds \(uniform-proposal branch\) not implemented)\)"
+        r"|non-dense view)\)"
     ),
     "philox": re.compile(
         r"pyinit\.philox\.(?P<name>\w+): using torch's stream "

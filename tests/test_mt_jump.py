@@ -91,6 +91,12 @@ INITS = {
         lambda t, g: pyinit.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0, generator=g),
         lambda t, g: tinit.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0, generator=g),
     ),
+    # The uniform-proposal branch (mass 0.14 inside [1, 2];
+    # csrc/cpu/torch_stream_trunc_uniform_cpu.cpp).
+    "trunc_normal_uniform": (
+        lambda t, g: pyinit.trunc_normal_(t, 0.0, 1.0, 1.0, 2.0, generator=g),
+        lambda t, g: tinit.trunc_normal_(t, 0.0, 1.0, 1.0, 2.0, generator=g),
+    ),
 }
 
 # Around the range splits of 2 and 4 threads, the 16-element Box-Muller block, the 624-word array

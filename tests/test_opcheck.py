@@ -25,6 +25,7 @@ SEEDED = (
     "normal_",
     "masked_uniform_",
     "trunc_normal_",
+    "trunc_normal_uniform_",
     "sparse_",
     "timm_trunc_normal_",
     "uniform_many_",
@@ -40,6 +41,7 @@ SEEDED = (
 CPU_ONLY = {
     "philox_sparse_": NotImplementedError,
     "qr_serial_": NotImplementedError,
+    "trunc_normal_uniform_": NotImplementedError,
     "philox_sparse_drawn_": RuntimeError,
 }
 
@@ -68,6 +70,7 @@ def _float_cases(device: str, dtype: torch.dtype):
         ("normal_", (t(5, 7), 0.0, 1.0, None)),
         ("masked_uniform_", (t(40), -10.0, 10.0, 5.0, None)),
         ("trunc_normal_", (t(33), 0.0, 1.0, -2.0, 2.0, None)),
+        ("trunc_normal_uniform_", (t(33), 0.0, 1.0, 1.0, 2.0, -0.5, None)),
         ("sparse_", (t(8, 6), 2, 0.01, None)),
         ("fill_", (t(5, 7), 0.5)),
         ("eye_", (t(5, 7),)),

@@ -59,69 +59,46 @@ bool mt19937_advance_matches_draw(uint64_t seed, int64_t start, int64_t count, d
 
 namespace {
 
-// Draws `words_per_element` words per element for elements [0, n) and calls transform(begin, end, block_words)
-// on element ranges, each as soon as its words are drawn (block_words[k] is word k of element `begin`): other
-// threads transform while the draw, the only serial step, goes on. One thread interleaves draw and transform
-// block by block. The words go into `words` (element i's at words[i * words_per_element]; it may be the output
-// itself) or, when `words` is null, into a small ring of per-block buffers: a half/bfloat16 output is too small
-// to hold its own words, and a whole-tensor buffer would cost a page fault every 4 KiB.
-// The caller holds the generator's mutex.
-template <typename F>
-void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element,
-                        const F& transform) {
-  const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
-  const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || in_parallel_work();
-  const int64_t ring = serial ? 1 : std::min(blocks, 8 * static_cast<int64_t>(at::get_num_threads()) + 8);
-  SlotWords slots(words == nullptr ? ring : 0, words == nullptr ? blocks : 0, kPipelineBlock * words_per_element);
-  auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
-  auto draw = [&](int64_t b, int64_t slot) {
-    const auto [begin, end] = range(b);
-    uint32_t* out = words != nullptr ? words + begin * words_per_element : slots.produce_slot(slot);
-    draw_words(gen, out, (end - begin) * words_per_element);
-  };
-  auto run = [&](int64_t b, int64_t slot) {
-    const auto [begin, end] = range(b);
-    transform(begin, end, words != nullptr ? words + begin * words_per_element : slots.consume_slot(slot));
-  };
-  if (serial) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      draw(b, 0);
-      run(b, 0);
-    }
-    return;
-  }
-  serial_producer_pipeline(blocks, words == nullptr ? ring : blocks, draw, run);
-}
-
 // `out` advanced by `elements` elements of `dtype`.
 inline void* offset(void* out, at::ScalarType dtype, int64_t elements) {
   return static_cast<char*>(out) + elements * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
+}  // namespace
+
+// uniform_ (masked_uniform_ when `mask`) into `out`, the memory-order buffer of a tensor of `dtype`, with low/high
+// already validated (validate_uniform). The caller holds the generator's mutex.
+void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::ScalarType dtype, double low, double high,
+                    bool mask, double threshold) {
+  const auto& kernels = torch_stream_kernels();
+  const int64_t n = out.numel();
+  const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+  // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
+  uint32_t* words =
+      words_in_output(out.data(), n * static_cast<int64_t>(c10::elementSize(dtype)), n * words_per_element);
+  const bool parallel = jump_parallel_draw(
+      gen, n * words_per_element, words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
+        kernels.uniform_from_words(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
+                                   len / words_per_element, low, high, mask, threshold);
+      });
+  if (!parallel) {
+    draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
+      kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
+                                 threshold);
+    });
+  }
+}
+
+namespace {
+
 void uniform_words_impl(at::Tensor& self, double low, double high, bool mask, double threshold,
                         const std::optional<at::Generator>& generator) {
   if (!validate_uniform(self, low, high)) return;
   auto* gen = cpu_generator(generator);
-  const auto& kernels = torch_stream_kernels();
   MemoryOrderOutput out(self);
-  const int64_t n = out.numel();
-  const auto dtype = self.scalar_type();
-  const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-  // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
-  uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), n * words_per_element);
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    const bool parallel = jump_parallel_draw(
-        gen, n * words_per_element, words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
-          kernels.uniform_from_words(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
-                                     len / words_per_element, low, high, mask, threshold);
-        });
-    if (!parallel) {
-      draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
-        kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
-                                   threshold);
-      });
-    }
+    uniform_locked(gen, out, self.scalar_type(), low, high, mask, threshold);
   }
   out.commit();
 }

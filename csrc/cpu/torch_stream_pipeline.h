@@ -132,6 +132,40 @@ void serial_producer_pipeline(int64_t blocks, int64_t ring, const Produce& produ
   });
 }
 
+// Draws `words_per_element` words per element for elements [0, n) and calls transform(begin, end, block_words)
+// on element ranges, each as soon as its words are drawn (block_words[k] is word k of element `begin`): other
+// threads transform while the draw, the only serial step, goes on. One thread interleaves draw and transform
+// block by block. The words go into `words` (element i's at words[i * words_per_element]; it may be the output
+// itself) or, when `words` is null, into a small ring of per-block buffers: a half/bfloat16 output is too small
+// to hold its own words, and a whole-tensor buffer would cost a page fault every 4 KiB.
+// The caller holds the generator's mutex.
+template <typename F>
+void draw_and_transform(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element,
+                        const F& transform) {
+  const int64_t blocks = (n + kPipelineBlock - 1) / kPipelineBlock;
+  const bool serial = blocks <= 1 || at::get_num_threads() <= 1 || in_parallel_work();
+  const int64_t ring = serial ? 1 : std::min(blocks, 8 * static_cast<int64_t>(at::get_num_threads()) + 8);
+  SlotWords slots(words == nullptr ? ring : 0, words == nullptr ? blocks : 0, kPipelineBlock * words_per_element);
+  auto range = [&](int64_t b) { return std::make_pair(b * kPipelineBlock, std::min(n, (b + 1) * kPipelineBlock)); };
+  auto draw = [&](int64_t b, int64_t slot) {
+    const auto [begin, end] = range(b);
+    uint32_t* out = words != nullptr ? words + begin * words_per_element : slots.produce_slot(slot);
+    draw_words(gen, out, (end - begin) * words_per_element);
+  };
+  auto run = [&](int64_t b, int64_t slot) {
+    const auto [begin, end] = range(b);
+    transform(begin, end, words != nullptr ? words + begin * words_per_element : slots.consume_slot(slot));
+  };
+  if (serial) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      draw(b, 0);
+      run(b, 0);
+    }
+    return;
+  }
+  serial_producer_pipeline(blocks, words == nullptr ? ring : blocks, draw, run);
+}
+
 // The output's own memory when it can hold `count` words (float: 1 per element, double: 2), else null.
 inline uint32_t* words_in_output(void* output, int64_t output_bytes, int64_t count) {
   return static_cast<int64_t>(sizeof(uint32_t)) * count <= output_bytes ? static_cast<uint32_t*>(output) : nullptr;
