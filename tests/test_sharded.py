@@ -35,6 +35,8 @@ INITIALIZERS = [
     ("delta_orthogonal_", {"gain": 2.0}),
 ]
 
+_CONV_INITIALIZERS = ("orthogonal_", "orthogonal_columns_", "kaiming_uniform_")
+
 
 def _cases(world: int):
     """(shape, mesh shape, placements as names) for this world size."""
@@ -44,6 +46,10 @@ def _cases(world: int):
         ((3, 4), (world,), ("S0",)),  # with 4 ranks, one shard is empty
         ((5, 3), (world,), ("R",)),
         ((6, 4, 3), (world,), ("S0",)),  # a Conv1d weight (delta_orthogonal_)
+        # Conv2d weights: orthogonal_ of the (rows, cols) view; sharded on a flattened dimension
+        ((8, 3, 3, 3), (world,), ("S0",)),
+        ((8, 3, 3, 3), (world,), ("S1",)),  # uneven from 2 ranks, an empty shard with 4
+        ((3, 5, 2, 2), (world,), ("S0",)),  # with 4 ranks, one shard is empty
     ]
     if world == 4:
         cases += [
@@ -102,10 +108,12 @@ def _worker(rank: int, world: int, port: int, results) -> None:
             placements = _placements(names)
             for stream in ("torch", "philox"):
                 for name, kwargs in INITIALIZERS:
-                    if name in ("sparse_", "orthogonal_") and len(shape) != 2:
+                    if name == "sparse_" and len(shape) != 2:
                         continue
                     if name == "delta_orthogonal_" and len(shape) != 3:
                         continue
+                    if len(shape) == 4 and name not in _CONV_INITIALIZERS:
+                        continue  # the 4-D cases are there for orthogonal_'s flattened view
                     fn = getattr(pyinit, name)
                     torch.manual_seed(1234)
                     full = torch.empty(shape)
