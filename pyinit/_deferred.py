@@ -109,7 +109,7 @@ class _Recorder(TorchDispatchMode):
         kwargs = kwargs or {}
         flat, _ = tree_flatten((args, kwargs))
         if any(_sharding.is_dtensor(x) for x in flat):
-            # Note [Sharding inside deferred()]
+            # See Note [Sharding inside deferred()]
             if func._schema.is_mutable or _SEEDED in func.tags:
                 raise RuntimeError(
                     f"pyinit.deferred(): {func} wrote into a DTensor inside the deferred() block "
@@ -338,7 +338,8 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
 
 # Note [Sharding inside deferred()]
 # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-# fully_shard (or distribute_tensor) may run inside the deferred() block. Its operators on the
+# FSDP2's fully_shard may run inside the deferred() block (tested; tensor parallelism's
+# parallelize_module there is not). Its operators on the
 # meta parameters (chunking, the padded shard, the copy into it) are plain meta operators: they
 # are recorded and replayed like construction, so after the replay each rank's local shard holds
 # its elements of the replayed parameter; materialize_ copies that shard into the storage FSDP2
