@@ -108,6 +108,15 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         flat, _ = tree_flatten((args, kwargs))
+        if any(_sharding.is_dtensor(x) for x in flat):
+            # See Note [Sharding inside deferred()]
+            if func._schema.is_mutable or _SEEDED in func.tags:
+                raise RuntimeError(
+                    f"pyinit.deferred(): {func} wrote into a DTensor inside the deferred() block "
+                    "(after fully_shard or distribute_tensor there); it cannot be replayed. "
+                    "Initialize the model before sharding it in the block, or after materialize_."
+                )
+            return func(*args, **kwargs)
         meta_in = any(isinstance(x, Tensor) and x.is_meta for x in flat)
         if not meta_in and _SEEDED in func.tags and kwargs.get("device") != _META:
             raise RuntimeError(
@@ -161,7 +170,12 @@ def _registrations(record: _Record) -> Iterator[None]:
     register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
 
     def remember(module: nn.Module, name: str, tensor: Any) -> None:
-        if isinstance(tensor, Tensor) and tensor.is_meta and not is_lazy(tensor):
+        if (
+            isinstance(tensor, Tensor)
+            and tensor.is_meta
+            and not is_lazy(tensor)
+            and not _sharding.is_dtensor(tensor)  # fully_shard in the block: the source stays
+        ):
             record.sources.setdefault(module, {})[name] = _MetaRef.of(tensor)
 
     def parameter(self, name, param):
@@ -268,40 +282,89 @@ def _replay_once(record: _Record, device: torch.device) -> None:
 
 
 def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
-    """A model whose parameters were sharded after deferred construction (FSDP2's fully_shard,
-    DTensor tensor parallelism): the record is replayed whole on every rank (each rank computes
-    the full tensors, transiently: the cost of equality with one device in the torch stream),
-    ``model.to_empty`` lets the sharding framework allocate its own storage, and every parameter
-    and buffer gets its values in place: a DTensor exactly the elements of its shard
-    (Note [DTensor shards]), a plain tensor all of them."""
+    """A model whose parameters were sharded after deferred construction, or inside the block
+    (FSDP2's fully_shard, DTensor tensor parallelism): the record is replayed whole on every rank
+    (each rank computes the full tensors, transiently: the cost of equality with one device in the
+    torch stream), ``model.to_empty`` lets the sharding framework allocate its own storage, and
+    every parameter and buffer gets its values in place: a DTensor exactly the elements of its
+    shard (Note [DTensor shards]), a plain tensor all of them; a tied parameter once."""
     modules = [m for _, m in model.named_modules()]
     record = next((r for r in reversed(_records) if any(m in r.sources for m in modules)), None)
     if record is None:
         raise ValueError("materialize_: the module was not built inside pyinit.deferred()")
-    _replay_once(record, device)
-    model.to_empty(device=device)
+    # Where each parameter's and buffer's values come from, found before anything is drawn.
+    targets = []  # (module, name, qualified name, registered meta tensor, replayed local shard)
     missing = []
-    with torch.no_grad():
-        for prefix, m in model.named_modules():
-            dot = f"{prefix}." if prefix else ""
-            sources = record.sources.get(m, {})
-            for name, t in list(m._parameters.items()) + list(m._buffers.items()):
-                if t is None:
-                    continue
-                source = sources.get(name)
-                if source is None:
-                    missing.append(dot + name)
-                    continue
-                full = _real_view(source, record, device)
-                if _sharding.is_dtensor(t):
-                    _sharding.copy_blocks(full, _sharding.shard_blocks(t)[2])
-                else:
-                    t.copy_(full)
+    for prefix, m in model.named_modules():
+        dot = f"{prefix}." if prefix else ""
+        sources = record.sources.get(m, {})
+        for name, t in list(m._parameters.items()) + list(m._buffers.items()):
+            if t is None:
+                continue
+            source = sources.get(name)
+            if source is None:
+                missing.append(dot + name)
+                continue
+            local = None
+            if _sharding.is_dtensor(t) and t.is_meta:
+                ref = _MetaRef.of(t.to_local())
+                if ref.storage in record.made:  # sharded inside the block
+                    local = ref
+            targets.append((m, name, dot + name, source, local))
     if missing:
         raise RuntimeError(
             "pyinit.materialize_: no recorded construction for " + ", ".join(missing)
         )
+    _check_ties_kept(targets)
+    _replay_once(record, device)
+    model.to_empty(device=device)
+    written: set[int] = set()
+    with torch.no_grad():
+        for m, name, _, source, local in targets:
+            t = m._parameters[name] if name in m._parameters else m._buffers[name]
+            if id(t) in written:  # a tie: one tensor under several names
+                continue
+            written.add(id(t))
+            if local is not None:
+                t.to_local().copy_(_real_view(local, record, device))
+                continue
+            full = _real_view(source, record, device)
+            if _sharding.is_dtensor(t):
+                _sharding.copy_blocks(full, _sharding.shard_blocks(t)[2])
+            else:
+                t.copy_(full)
     return model
+
+
+# Note [Sharding inside deferred()]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# FSDP2's fully_shard may run inside the deferred() block (tested; tensor parallelism's
+# parallelize_module there is not). Its operators on the
+# meta parameters (chunking, the padded shard, the copy into it) are plain meta operators: they
+# are recorded and replayed like construction, so after the replay each rank's local shard holds
+# its elements of the replayed parameter; materialize_ copies that shard into the storage FSDP2
+# allocates in to_empty. Operators with a DTensor argument are not recorded (DTensor runs its own
+# operators on the local tensors; nothing of them is needed to replay): a view or detach just
+# runs, a write into a DTensor raises (it would be lost), as do pyinit's initializers on a meta
+# DTensor inside the block (pyinit/_sharding.py). The registration of a DTensor parameter does not
+# replace the recorded meta tensor of that name.
+
+
+def _check_ties_kept(targets: list) -> None:
+    """Names registered with one parameter (a tie) must still be one tensor in the sharded model:
+    FSDP2 keeps a tie only when one fully_shard call manages both names."""
+    current: dict[int, tuple[str, Tensor]] = {}  # id(registered tensor) -> (name, now)
+    for m, name, qualified, source, _ in targets:
+        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        first = current.setdefault(id(source.tensor), (qualified, t))
+        if first[1] is not t:
+            raise RuntimeError(
+                f"pyinit.materialize_: {first[0]} and {qualified} are one tied tensor in the "
+                "model built by deferred(), but the sharded model holds them as two tensors: "
+                "FSDP2 keeps a tie only when both names are in one fully_shard group (shard a "
+                "module that holds both, e.g. the root, not each owner separately). "
+                "Materializing would untie them."
+            )
 
 
 def _real_view(t: Tensor | _MetaRef, record: _Record, device: torch.device) -> Tensor:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import _support
+
 try:  # torch.distributed may be built without the tensor package
     from torch.distributed.tensor import DTensor, Replicate, Shard
     from torch.distributed.tensor.placement_types import _StridedShard
@@ -87,6 +89,12 @@ def global_indices(dt: Tensor) -> list[list[int]]:
 def shard_blocks(dt: Tensor) -> tuple[Tensor, tuple[int, ...], list[Block]]:
     """(the local tensor, the global shape, its blocks of consecutive global indices)."""
     local = dt.to_local()
+    if local.is_meta and _support.recording() is not None:
+        raise NotImplementedError(
+            "pyinit: cannot initialize a meta DTensor inside pyinit.deferred() (a model sharded "
+            "in the block): initialize it before sharding it in the block, or after "
+            "materialize_ (Note [Sharding inside deferred()], pyinit/_deferred.py)"
+        )
     global_shape = tuple(dt.shape)
     if local.numel() == 0:
         return local, global_shape, []

@@ -655,6 +655,11 @@ def orthogonal_(
     rows = tensor.size(0)
     cols = tensor.numel() // rows
     _refuse_inference_tensor(tensor)  # before the Gaussian is drawn into a temporary
+    if _sharding.is_dtensor(tensor) and tensor.ndimension() > 2:
+        # The (rows, cols) view of a DTensor sharded on a trailing dimension needs a
+        # redistribution; every rank computes the whole tensor as one device does and keeps its
+        # shard instead (Note [DTensor shards], pyinit/_streams.py).
+        return _sharding.fill_whole(tensor, lambda full: orthogonal_(full, gain, generator))
     stream = current_stream()
     # A failure after the draw (torch's view() of channels_last, the write into an expanded view,
     # sign() of a complex) leaves the philox stream's generator where it was.

@@ -336,7 +336,12 @@ def _alias_key(tensor: Tensor) -> tuple:
     """Tensors with equal keys are the same elements (a tied parameter under several names): the
     same first element (device, address), shape, strides and dtype."""
     if _sharding.is_dtensor(tensor):  # its local shard stands for it
-        tensor = tensor.to_local()
+        local = tensor.to_local()
+        if local.is_meta or local.numel() == 0:
+            # The DTensor itself (to_local() makes a new view each call): a tie whose shard is
+            # empty on this rank is still one tensor here, as on the other ranks.
+            return ("object", id(tensor))
+        tensor = local
     if tensor.is_meta or tensor.numel() == 0:
         return ("object", id(tensor))
     return (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
