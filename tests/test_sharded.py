@@ -4,6 +4,7 @@ device's would (Note [DTensor shards], pyinit/_streams.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -85,11 +86,20 @@ class _CountCollectives(torch.utils._python_dispatch.TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _worker(rank: int, world: int, port: int, results) -> None:
+@contextlib.contextmanager
+def _gloo(rank: int, world: int, port: int):
+    """A worker's gloo process group on 127.0.0.1:port, destroyed on the way out."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker(rank: int, world: int, port: int, results) -> None:
+    with _gloo(rank, world, port):
         import warnings
 
         from torch.distributed.device_mesh import init_device_mesh
@@ -144,8 +154,6 @@ def _worker(rank: int, world: int, port: int, results) -> None:
         for other in locals_[1:]:
             assert not torch.equal(other, locals_[0])
         results.put((rank, checked))
-    finally:
-        dist.destroy_process_group()
 
 
 def _free_port() -> int:
@@ -194,10 +202,7 @@ def _mlp():
 
 
 def _model_worker(rank: int, world: int, port: int, results) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with _gloo(rank, world, port):
         import warnings
 
         from torch import nn
@@ -266,8 +271,6 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
                 checked += 3
         results.put((rank, checked))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -301,10 +304,7 @@ def _tied_lm():
 
 
 def _tie_worker(rank: int, world: int, port: int, results) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with _gloo(rank, world, port):
         import warnings
 
         from torch import nn
@@ -392,8 +392,6 @@ def _tie_worker(rank: int, world: int, port: int, results) -> None:
             with pyinit.deferred():
                 shard(_tied_lm()).emb.weight.data.zero_()
         results.put((rank, checked + 3))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
