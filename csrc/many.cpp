@@ -1,7 +1,8 @@
 // The *_many_ operators on any device: validate every entry, then call the single-tensor operator on each tensor
 // in list order through the dispatcher, so the values and the generator state are those of one call per tensor.
-// One operator call from Python instead of one per tensor. The CPU philox ones have a fused kernel instead
-// (csrc/cpu/philox_cpu.cpp).
+// One operator call from Python instead of one per tensor. On CPU every one has a fused kernel instead
+// (csrc/cpu/torch_stream_many_cpu.cpp, csrc/cpu/philox_cpu.cpp); the CPU torch-stream kernels call these loops
+// for a list with a tensor on another device.
 
 #include <ATen/core/dispatch/Dispatcher.h>
 

@@ -82,7 +82,8 @@ TORCH_LIBRARY(pyinit, m) {
 
   // Many tensors in one call: entry i of every list goes with selfs[i]. The same values and generator state as
   // the single-tensor operator called on each tensor in list order; every entry is validated before the first
-  // write. Composite (csrc/many.cpp) except the CPU philox ones, which fill every tensor in one parallel region.
+  // write. Composite (csrc/many.cpp), with CPU kernels: the torch stream's draw a run of tensors as one draw
+  // (Note [Many calls, one draw]), the philox ones fill every tensor in one parallel region.
   def("uniform_many_(Tensor(a!)[] selfs, float[] low, float[] high, Generator? generator=None) -> ()", seeded);
   def("normal_many_(Tensor(a!)[] selfs, float[] mean, float[] std, Generator? generator=None) -> ()", seeded);
   def("philox_uniform_many_(Tensor(a!)[] selfs, float[] low, float[] high, int[] key, int[] offset) -> ()");
@@ -166,12 +167,15 @@ PYINIT_KERNELS(philox_bits, Tensor self, int64_t key, int64_t offset, int64_t st
                IntArrayRef start)
 PYINIT_KERNELS(philox_sparse, Tensor self, int64_t num_zeros, std::optional<double> stddev, int64_t key, int64_t offset,
                IntArrayRef global_shape, IntArrayRef start)
-// Many tensors (csrc/many.cpp: composite, any device; csrc/cpu/philox_cpu.cpp: the CPU philox fusion).
+// Many tensors (csrc/many.cpp: composite, any device; csrc/cpu/torch_stream_many_cpu.cpp and
+// csrc/cpu/philox_cpu.cpp: the CPU fusions).
 using Doubles = c10::ArrayRef<double>;
 void uniform_many(at::TensorList selfs, Doubles low, Doubles high, Gen generator);
 void normal_many(at::TensorList selfs, Doubles mean, Doubles std, Gen generator);
 void philox_uniform_many(at::TensorList selfs, Doubles low, Doubles high, IntArrayRef key, IntArrayRef offset);
 void philox_normal_many(at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key, IntArrayRef offset);
+PYINIT_KERNELS(uniform_many, at::TensorList selfs, Doubles low, Doubles high, Gen generator)
+PYINIT_KERNELS(normal_many, at::TensorList selfs, Doubles mean, Doubles std, Gen generator)
 PYINIT_KERNELS(philox_uniform_many, at::TensorList selfs, Doubles low, Doubles high, IntArrayRef key,
                IntArrayRef offset)
 PYINIT_KERNELS(philox_normal_many, at::TensorList selfs, Doubles mean, Doubles std, IntArrayRef key, IntArrayRef offset)
@@ -214,6 +218,8 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("philox_trunc_normal_", &cpu::philox_trunc_normal_cpu);
   m.impl("philox_bits_", &cpu::philox_bits_cpu);
   m.impl("philox_sparse_", &cpu::philox_sparse_cpu);
+  m.impl("uniform_many_", &cpu::uniform_many_cpu);
+  m.impl("normal_many_", &cpu::normal_many_cpu);
   m.impl("philox_uniform_many_", &cpu::philox_uniform_many_cpu);
   m.impl("philox_normal_many_", &cpu::philox_normal_many_cpu);
 }

@@ -66,14 +66,6 @@ def jump_everywhere():
         yield
 
 
-@pytest.fixture(params=[1, 2, 4], ids=lambda t: f"threads{t}")
-def threads(request):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(previous)
-
-
 INITS = {
     "uniform_": (
         lambda t, g: pyinit.uniform_(t, -3.3, 7.1, generator=g),

@@ -22,11 +22,10 @@
 
 #include "cpu/mkl_vml.h"
 #include "cpu/parallel.h"
+#include "cpu/torch_stream_cpu.h"
 #include "validate.h"
 
 namespace pyinit::cpu {
-
-void uniform_cpu(at::Tensor self, double low, double high, std::optional<at::Generator> generator);
 
 namespace {
 

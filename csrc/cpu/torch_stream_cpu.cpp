@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "cpu/parallel.h"
+#include "cpu/torch_stream_cpu.h"
 #include "cpu/torch_stream_jump.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
@@ -28,6 +29,14 @@ std::atomic<int64_t>& torch_stream_jump_min_threads() {
   static std::atomic<int64_t> threads{[] {
     const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS");
     return text != nullptr ? std::atoll(text) : kJumpMinThreads;
+  }()};
+  return threads;
+}
+
+std::atomic<int64_t>& torch_stream_jump_min_threads_runs() {
+  static std::atomic<int64_t> threads{[] {
+    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_RUNS");
+    return text != nullptr ? std::atoll(text) : kJumpMinThreadsRuns;
   }()};
   return threads;
 }
@@ -66,8 +75,6 @@ inline void* offset(void* out, at::ScalarType dtype, int64_t elements) {
 
 }  // namespace
 
-// uniform_ (masked_uniform_ when `mask`) into `out`, the memory-order buffer of a tensor of `dtype`, with low/high
-// already validated (validate_uniform). The caller holds the generator's mutex.
 void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::ScalarType dtype, double low, double high,
                     bool mask, double threshold) {
   const auto& kernels = torch_stream_kernels();
@@ -114,10 +121,7 @@ void masked_uniform_cpu(at::Tensor self, double low, double high, double thresho
   uniform_words_impl(self, low, high, /*mask=*/true, threshold, generator);
 }
 
-namespace {
-
-// normal_ into `out` (the memory-order buffer of `self`): normal_fill for contiguous tensors of >= 16
-// elements, the serial path otherwise, exactly as torch chooses. Caller holds the generator's mutex.
+// normal_fill for contiguous tensors of >= 16 elements, the serial path otherwise, exactly as torch chooses.
 void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrderOutput& out, double mean, double std) {
   const auto& kernels = torch_stream_kernels();
   const int64_t n = out.numel();
@@ -150,8 +154,6 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
     normal_serial<scalar_t>(gen, out.data_as<scalar_t>(), n, mean, std, kernels.fma);
   });
 }
-
-}  // namespace
 
 void normal_cpu(at::Tensor self, double mean, double std, std::optional<at::Generator> generator) {
   if (!validate_normal(self, "normal_", std)) return;

@@ -40,6 +40,15 @@ constexpr int64_t kJumpMinThreads = 3;
 // test may change it.
 std::atomic<int64_t>& torch_stream_jump_min_threads();
 
+// The default of torch_stream_jump_min_threads_runs(): the fewest threads for the parallel draw of a run of
+// tensors (Note [Many calls, one draw]). A run's words go through the pipeline's ring of slot buffers, not the
+// output, and on the 2-core box its serial producer measured 1.4-2x slower than the parallel draw at 2 threads
+// (19-35 ms against 15-19 ms for 1000 nn.Linear(256, 256) parameters, docs/decisions.md), so runs take it from 2.
+constexpr int64_t kJumpMinThreadsRuns = 2;
+
+// The fewest threads for a run's parallel draw; PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_RUNS may change it.
+std::atomic<int64_t>& torch_stream_jump_min_threads_runs();
+
 // The cost jump_range_starts assumes, kJumpCostWords unless a test set it (to reach every split on small tensors).
 std::atomic<int64_t>& torch_stream_jump_cost_words();
 
@@ -97,11 +106,12 @@ inline std::vector<int64_t> jump_range_starts(int64_t count, int64_t parts, int6
   return starts;
 }
 
-// Whether jump_parallel_draw considers a draw of `count` words (it may still decline: jump_range_starts).
-inline bool jump_parallel_draw_considered(int64_t count) {
-  return at::get_num_threads() > 1 &&
-         at::get_num_threads() >= torch_stream_jump_min_threads().load(std::memory_order_relaxed) &&
-         !in_parallel_work() && count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
+// Whether jump_parallel_draw considers a draw of `count` words (it may still decline: jump_range_starts), with at
+// least `min_threads` threads (torch_stream_jump_min_threads() unless the caller says otherwise).
+inline bool jump_parallel_draw_considered(int64_t count, int64_t min_threads = -1) {
+  if (min_threads < 0) min_threads = torch_stream_jump_min_threads().load(std::memory_order_relaxed);
+  return at::get_num_threads() > 1 && at::get_num_threads() >= min_threads && !in_parallel_work() &&
+         count >= torch_stream_jump_min_words().load(std::memory_order_relaxed);
 }
 
 // The words of one range of a parallel draw not yet taken by its worker: [next, end). The worker takes blocks
@@ -122,10 +132,12 @@ struct JumpDrawRange {
 // the caller, which then finds little or nothing left). The worker that draws the last word
 // leaves its engine in the generator, exactly where drawing all the words serially leaves it. Pieces run on
 // any thread, in any order; consume must not throw. Returns false, with nothing drawn, where the serial draw
-// is used instead (one thread, inside a parallel region, few words). The caller holds the generator's mutex.
+// is used instead (fewer than `min_threads` threads, inside a parallel region, few words). The caller holds the
+// generator's mutex.
 template <typename Consume>
-bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume) {
-  if (!jump_parallel_draw_considered(count)) return false;
+bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume,
+                        int64_t min_threads = -1) {
+  if (!jump_parallel_draw_considered(count, min_threads)) return false;
   const int64_t threads = at::get_num_threads();
   const at::mt19937 engine = gen->engine();
   const int64_t available = engine.data().left_ - 1;

@@ -34,15 +34,13 @@
 #include <vector>
 
 #include "cpu/mkl_vml.h"
+#include "cpu/torch_stream_cpu.h"
 #include "cpu/torch_stream_jump.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
 #include "validate.h"
 
 namespace pyinit::cpu {
-
-void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::ScalarType dtype, double low, double high,
-                    bool mask, double threshold);
 
 namespace {
 
