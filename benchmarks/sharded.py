@@ -10,6 +10,12 @@ call; the figure is the slowest rank's, median over repeats):
 - ``pyinit[torch]``: equal to the single-device tensor; every rank draws the whole tensor;
 - ``pyinit[philox]``: equal to the single-device philox tensor; every rank writes only its shard.
 
+Then ``materialize_`` of an FSDP2 model built in ``pyinit.deferred()`` (``--layers`` x
+``nn.Linear(--width, --width)``, each layer and the root fully_shard-ed; construction and sharding
+untimed): philox with the sharded replay (each rank computes its shards only, Note [Sharded
+replay] in pyinit/_deferred.py), philox with it turned off (every parameter made whole on every
+rank, as before), and the torch stream (whole on every rank: sequential).
+
 Torch threads per process: cores // world (at least 1).
 """
 
@@ -26,7 +32,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def _worker(rank, world, port, shape, repeats, queue):
+def _worker(rank, world, port, shape, repeats, layers, width, queue):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -52,11 +58,38 @@ def _worker(rank, world, port, shape, repeats, queue):
 
             return run
 
+        from torch import nn
+        from torch.distributed.fsdp import fully_shard
+
+        from pyinit import _deferred
+
+        def materialize(stream, sharded_replay=True):
+            def run():
+                with pyinit.stream(stream):
+                    with pyinit.deferred():
+                        model = nn.Sequential(*(nn.Linear(width, width) for _ in range(layers)))
+                    for layer in model:
+                        fully_shard(layer, mesh=mesh)
+                    fully_shard(model, mesh=mesh)
+                    _deferred._SHARDED_REPLAY = sharded_replay
+                    try:
+                        dist.barrier()
+                        t0 = time.perf_counter()
+                        pyinit.materialize_(model, "cpu")
+                        return time.perf_counter() - t0
+                    finally:
+                        _deferred._SHARDED_REPLAY = True
+
+            return run
+
         contenders = {
             "fill_ (local)": fill,
             "torch.nn.init": lambda: torch.nn.init.kaiming_uniform_(dt, a=a),
             "pyinit[torch]": in_stream("torch"),
             "pyinit[philox]": in_stream("philox"),
+            "materialize_[philox]": materialize("philox"),
+            "  (full replay)": materialize("philox", sharded_replay=False),
+            "materialize_[torch]": materialize("torch"),
         }
         times = {k: [] for k in contenders}
         for fn in contenders.values():  # warm-up
@@ -65,8 +98,9 @@ def _worker(rank, world, port, shape, repeats, queue):
             for label, fn in contenders.items():
                 dist.barrier()
                 t0 = time.perf_counter()
-                fn()
-                elapsed = torch.tensor([time.perf_counter() - t0])
+                timed = fn()  # materialize_ times itself (construction and sharding untimed)
+                elapsed = time.perf_counter() - t0
+                elapsed = torch.tensor([timed if isinstance(timed, float) else elapsed])
                 dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank
                 times[label].append(float(elapsed))
         if rank == 0:
@@ -81,27 +115,35 @@ def main(argv=None) -> int:
     p.add_argument("--shape", default="8192,2048", help="global shape (default 8192,2048)")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--port", type=int, default=29600, help="gloo port base (+ world size)")
+    p.add_argument("--layers", type=int, default=8, help="Linear layers of the materialize_ model")
+    p.add_argument("--width", type=int, default=2048, help="their in/out features")
     args = p.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     print(
         f"sharded kaiming_uniform_ on a Shard(0) DTensor {shape} float32, gloo, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}; slowest rank, median of "
-        f"{args.repeats}"
+        f"{args.repeats}; materialize_: {args.layers} x nn.Linear({args.width}, {args.width}) "
+        "under FSDP2"
     )
-    print(f"{'world':>5}  {'contender':<16}{'median':>10}  {'x fill_':>8}  {'vs torch':>9}")
+    print(f"{'world':>5}  {'contender':<22}{'median':>10}  {'x fill_':>8}  {'vs torch':>9}")
     ctx = mp.get_context("spawn")
     for world in (int(w) for w in args.worlds.split(",")):
         queue = ctx.SimpleQueue()
         mp.start_processes(
             _worker,
-            args=(world, args.port + world, shape, args.repeats, queue),
+            args=(world, args.port + world, shape, args.repeats, args.layers, args.width, queue),
             nprocs=world,
             start_method="spawn",
         )
         result = queue.get()
         fill, base = result["fill_ (local)"], result["torch.nn.init"]
+        full = result["  (full replay)"]
         for label, t in result.items():
-            print(f"{world:>5}  {label:<16}{t * 1e3:>8.2f} ms  {t / fill:>8.2f}  {base / t:>8.2f}x")
+            if label.startswith("materialize_") or label.startswith("  "):
+                # materialize_ of the whole model: compared with the full replay, not with fill_
+                print(f"{world:>5}  {label:<22}{t * 1e3:>8.2f} ms  {full / t:>8.2f}x vs full replay")
+                continue
+            print(f"{world:>5}  {label:<22}{t * 1e3:>8.2f} ms  {t / fill:>8.2f}  {base / t:>8.2f}x")
     return 0
 
 

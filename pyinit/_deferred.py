@@ -67,6 +67,9 @@ class _Record:
     # module -> {parameter or buffer name: the meta tensor registered under it}: what a sharded
     # model (FSDP2 replaces its parameters by DTensors) is materialized from.
     sources: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+    # storage id -> (its whole view, func, args, kwargs): the last write of a storage that a sharded
+    # materialize_ computes shard by shard (Note [Sharded replay]); keys already drawn.
+    pending: dict[int, tuple] = field(default_factory=dict)
 
 
 def _storage_id(t: Tensor) -> int:
@@ -269,10 +272,13 @@ def materialize_(model: nn.Module, device: torch.device | str = "cpu") -> nn.Mod
     return model
 
 
-def _replay_once(record: _Record, device: torch.device) -> None:
-    """Replays the block on its first materialize_; later calls must ask for the same device."""
+def _replay_once(
+    record: _Record, device: torch.device, shardable: dict[int, _MetaRef] | None = None
+) -> None:
+    """Replays the block on its first materialize_; later calls must ask for the same device.
+    The storages in `shardable` are not made: their last writes go to record.pending."""
     if record.replayed_on is None:
-        _replay(record, device)
+        _replay(record, device, shardable or {})
         record.replayed_on = device
     elif record.replayed_on != device:
         raise ValueError(
@@ -283,11 +289,13 @@ def _replay_once(record: _Record, device: torch.device) -> None:
 
 def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
     """A model whose parameters were sharded after deferred construction, or inside the block
-    (FSDP2's fully_shard, DTensor tensor parallelism): the record is replayed whole on every rank
-    (each rank computes the full tensors, transiently: the cost of equality with one device in the
-    torch stream), ``model.to_empty`` lets the sharding framework allocate its own storage, and
-    every parameter and buffer gets its values in place: a DTensor exactly the elements of its
-    shard (Note [DTensor shards]), a plain tensor all of them; a tied parameter once."""
+    (FSDP2's fully_shard, DTensor tensor parallelism): the record is replayed on every rank,
+    ``model.to_empty`` lets the sharding framework allocate its own storage, and every parameter
+    and buffer gets its values in place: a DTensor exactly the elements of its shard (Note
+    [DTensor shards]), a plain tensor all of them; a tied parameter once. A DTensor whose values
+    come from the philox stream or a fill alone is computed on its shard only (Note [Sharded
+    replay]); the others are made whole on each rank, transiently (the cost of equality with one
+    device in the torch stream)."""
     modules = [m for _, m in model.named_modules()]
     record = next((r for r in reversed(_records) if any(m in r.sources for m in modules)), None)
     if record is None:
@@ -316,7 +324,7 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
             "pyinit.materialize_: no recorded construction for " + ", ".join(missing)
         )
     _check_ties_kept(targets)
-    _replay_once(record, device)
+    _replay_once(record, device, _shardable(record, targets))
     model.to_empty(device=device)
     written: set[int] = set()
     with torch.no_grad():
@@ -327,6 +335,9 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
             written.add(id(t))
             if local is not None:
                 t.to_local().copy_(_real_view(local, record, device))
+                continue
+            if source.storage in record.pending and source.storage not in record.real:
+                _write_blocks(t, record.pending[source.storage])
                 continue
             full = _real_view(source, record, device)
             if _sharding.is_dtensor(t):
@@ -371,6 +382,12 @@ def _real_view(t: Tensor | _MetaRef, record: _Record, device: torch.device) -> T
     """The real tensor that meta tensor `t` (or the view a _MetaRef saw) stands for."""
     ref = t if isinstance(t, _MetaRef) else _MetaRef.of(t)
     storage = record.real.get(ref.storage)
+    if storage is None and ref.storage in record.pending:  # wanted whole after all
+        whole, func, args, kwargs = record.pending[ref.storage]
+        full = torch.empty_strided(whole.shape, whole.stride, dtype=whole.dtype, device=device)
+        with torch.no_grad():
+            func(full, *args[1:], **kwargs)
+        storage = record.real[ref.storage] = full.untyped_storage()
     if storage is None:
         raise RuntimeError(
             f"pyinit.materialize_: a meta tensor of shape {ref.shape} was not made inside "
@@ -407,11 +424,11 @@ _FAST = {
 }
 
 
-def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tuple[tuple, dict]:
-    """args/kwargs of a philox operator call with its `key` and `offset` arguments replaced."""
+def _with_args(func: Any, args: tuple, kwargs: dict, values: dict) -> tuple[tuple, dict]:
+    """args/kwargs of an operator call with the named arguments in `values` replaced."""
     args, kwargs = list(args), dict(kwargs)
     names = [a.name for a in func._schema.arguments]
-    for name, value in (("key", key), ("offset", offset)):
+    for name, value in values.items():
         i = names.index(name)
         if i < len(args):
             args[i] = value
@@ -420,7 +437,156 @@ def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tu
     return tuple(args), kwargs
 
 
-def _replay(record: _Record, device: torch.device) -> None:
+def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tuple[tuple, dict]:
+    """args/kwargs of a philox operator call with its `key` and `offset` arguments replaced."""
+    return _with_args(func, args, kwargs, {"key": key, "offset": offset})
+
+
+# Note [Sharded replay]
+# ~~~~~~~~~~~~~~~~~~~~~
+# A model sharded after deferred construction (FSDP2, tensor parallelism) is materialized by
+# replaying the record; a full replay makes every parameter whole on every rank, transiently:
+# world x the work and, for a model that only fits sharded, more memory than the rank has. A
+# parameter whose storage the record only allocates (aten.empty), views whole (detach, alias)
+# and writes whole with operators that compute each element from its global index alone (the
+# philox stream's uniform_, normal_, masked_uniform_, trunc_normal_, which take the shard's global
+# shape and start, and the fills) is not made at all: the replay keeps its last write (drawing the
+# keys of every write in record order, so generators end as after the full replay) and each rank
+# then runs that write on the blocks of its own shard (_sharding.shard_blocks): its elements
+# only, the same values (the philox stream's shard contract). Anything else that touches the
+# storage (a partial write, a read such as a copy from it, a view other than the whole tensor, a
+# torch-stream draw, which is sequential) makes it whole as before. A pending storage that another
+# materialize_ wants whole later is made whole then (_real_view).
+_SHARDED_REPLAY = True  # False: every storage made whole (benchmarks/sharded.py compares both)
+_SHARD_WRITES = frozenset(
+    {
+        ops.philox_uniform_.default,
+        ops.philox_normal_.default,
+        ops.philox_masked_uniform_.default,
+        ops.philox_trunc_normal_.default,
+        ops.fill_.default,
+        torch.ops.aten.fill_.Scalar,
+        torch.ops.aten.zero_.default,
+    }
+)
+_ALLOCATIONS = frozenset({torch.ops.aten.empty.memory_format, torch.ops.aten.empty_strided.default})
+_WHOLE_VIEWS = frozenset({torch.ops.aten.detach.default, torch.ops.aten.alias.default})
+
+
+def _refs(x: Any) -> list[_MetaRef]:
+    return [r for r in tree_flatten(x)[0] if isinstance(r, _MetaRef)]
+
+
+def _same_view(a: _MetaRef, b: _MetaRef) -> bool:
+    return (a.storage, a.offset, a.shape, a.stride, a.dtype) == (
+        b.storage,
+        b.offset,
+        b.shape,
+        b.stride,
+        b.dtype,
+    )
+
+
+def _shardable_storage(entry: _Entry, shardable: dict[int, _MetaRef]) -> int | None:
+    """The shardable storage `entry` touches, if any (_shardable made sure it is the only one)."""
+    for r in _refs((entry.args, entry.kwargs, entry.out)):
+        if r.storage in shardable:
+            return r.storage
+    return None
+
+
+def _empty_shard_arguments(entry: _Entry) -> bool:
+    """A philox operator recorded on a whole tensor (no global_shape / start given)."""
+    names = [a.name for a in entry.func._schema.arguments]
+    for name in ("global_shape", "start"):
+        if name not in names:
+            continue
+        i = names.index(name)
+        value = entry.args[i] if i < len(entry.args) else entry.kwargs.get(name, [])
+        if list(value):
+            return False
+    return True
+
+
+def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
+    """The storages a sharded materialize_ computes shard by shard (Note [Sharded replay]): the
+    source of exactly one DTensor target sharded after the block, whole and contiguous, that every
+    entry touching it only allocates, views whole or writes whole with a _SHARD_WRITES operator,
+    and that is written at least once."""
+    if not _SHARDED_REPLAY:
+        return {}
+    counts: dict[int, int] = {}
+    for _, _, _, source, _ in targets:
+        counts[source.storage] = counts.get(source.storage, 0) + 1
+    whole: dict[int, _MetaRef] = {}
+    for m, name, _, source, local in targets:
+        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        if local is not None or not (_sharding.is_dtensor(t) and t.is_meta):
+            continue
+        contiguous = tuple(torch.empty(source.shape, device=_META).stride())
+        if (
+            counts[source.storage] == 1
+            and source.offset == 0
+            and source.shape == tuple(t.shape)
+            and source.stride == contiguous
+            and source.dtype == t.dtype
+        ):
+            whole[source.storage] = source
+    written: set[int] = set()
+    for entry in record.entries:
+        inputs, outputs = _refs((entry.args, entry.kwargs)), _refs(entry.out)
+        touched = {r.storage for r in inputs + outputs} & whole.keys()
+        if not touched:
+            continue
+        storage = next(iter(touched))
+        ref = whole[storage]
+        func = entry.func
+        if len(touched) == 1 and func in _ALLOCATIONS and not inputs:
+            continue
+        if (
+            len(touched) == 1
+            and func in _WHOLE_VIEWS
+            and len(inputs) == 1
+            and _same_view(inputs[0], ref)
+            and all(_same_view(o, ref) for o in outputs)
+        ):
+            continue
+        if (
+            len(touched) == 1
+            and func in _SHARD_WRITES
+            and len(inputs) == 1
+            and entry.args
+            and entry.args[0] is inputs[0]
+            and _same_view(inputs[0], ref)
+            and all(_same_view(o, ref) for o in outputs)
+            and _empty_shard_arguments(entry)
+        ):
+            written.add(storage)
+            continue
+        for s in touched:  # anything else: made whole
+            whole.pop(s, None)
+    return {s: ref for s, ref in whole.items() if s in written}
+
+
+def _write_blocks(t: Tensor, pending: tuple) -> None:
+    """A pending write (Note [Sharded replay]) on the blocks of DTensor `t`'s local shard."""
+    _, func, args, kwargs = pending
+    _, global_shape, blocks = _sharding.shard_blocks(t)
+    names = [a.name for a in func._schema.arguments]
+    philox = "global_shape" in names
+    for block in blocks:
+        call_args, call_kwargs = (block.local, *args[1:]), dict(kwargs)
+        if philox:
+            call_args, call_kwargs = _with_args(
+                func,
+                call_args,
+                call_kwargs,
+                {"global_shape": list(global_shape), "start": list(block.start)},
+            )
+        func(*call_args, **call_kwargs)
+
+
+def _replay(record: _Record, device: torch.device, shardable: dict[int, _MetaRef]) -> None:
     def to_real(x: Any) -> Any:
         if isinstance(x, _MetaRef):
             return _real_view(x, record, device)
@@ -430,6 +596,17 @@ def _replay(record: _Record, device: torch.device) -> None:
 
     with torch.no_grad():
         for entry in record.entries:
+            storage = _shardable_storage(entry, shardable) if shardable else None
+            if storage is not None:  # its allocation and views are skipped, its writes kept
+                if entry.func in _SHARD_WRITES:
+                    args, kwargs = entry.args, entry.kwargs
+                    if entry.draws_key:  # drawn in order, as the full replay draws it
+                        key, offset = draw_key(entry.draw_from)
+                        args, kwargs = _with_key(
+                            entry.func, args, kwargs, _signed(key), _signed(offset)
+                        )
+                    record.pending[storage] = (shardable[storage], entry.func, args, kwargs)
+                continue
             args = tree_map(to_real, entry.args)
             kwargs = tree_map(to_real, entry.kwargs)
             if entry.draws_key:

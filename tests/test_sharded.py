@@ -201,6 +201,30 @@ def _mlp():
     return nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3), nn.LayerNorm(3))
 
 
+def _mixed():
+    """Tensors the sharded replay must make whole (Note [Sharded replay]): a partial write
+    (padding_idx), a write after the draw (mul_), a tensor copied into another; and a Linear it
+    computes shard by shard (in the philox stream)."""
+    from torch import nn
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(7, 4, padding_idx=2)
+            self.scaled = nn.Parameter(torch.empty(5, 4))
+            nn.init.normal_(self.scaled)
+            with torch.no_grad():
+                self.scaled.mul_(0.5)
+            self.source = nn.Parameter(torch.empty(6, 4))
+            nn.init.uniform_(self.source)
+            self.copy = nn.Parameter(torch.empty(6, 4))
+            with torch.no_grad():
+                self.copy.copy_(self.source)
+            self.proj = nn.Linear(4, 5)
+
+    return Mixed()
+
+
 def _model_worker(rank: int, world: int, port: int, results) -> None:
     with _gloo(rank, world, port):
         import warnings
@@ -262,13 +286,33 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 torch.manual_seed(0)
                 with pyinit.patch_torch_init():  # eager construction in this stream
                     eager = _mlp()
+                eager_rng = torch.get_rng_state()
                 with pyinit.deferred():
                     deferred = _mlp()
                 fully_shard(deferred, mesh=mesh)
                 torch.manual_seed(0)
                 pyinit.materialize_(deferred, "cpu")
                 assert same(full_state(deferred), eager.state_dict()), f"fsdp2 deferred {stream}"
+                assert torch.equal(torch.get_rng_state(), eager_rng), stream
+                # Note [Sharded replay]: philox and fills computed shard by shard, never whole
+                record = pyinit._deferred._records[-1]
+                assert len(record.pending) == (6 if stream == "philox" else 2), stream
+                assert not record.pending.keys() & record.real.keys()
                 deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
+                # a model whose tensors the sharded replay cannot all compute shard by shard
+                torch.manual_seed(1)
+                with pyinit.patch_torch_init():
+                    eager = _mixed()
+                eager_rng = torch.get_rng_state()
+                with pyinit.deferred():
+                    deferred = _mixed()
+                fully_shard(deferred, mesh=mesh)
+                torch.manual_seed(1)
+                pyinit.materialize_(deferred, "cpu")
+                assert same(full_state(deferred), eager.state_dict()), f"mixed deferred {stream}"
+                assert torch.equal(torch.get_rng_state(), eager_rng), stream
+                pending = pyinit._deferred._records[-1].pending
+                assert len(pending) == (2 if stream == "philox" else 0), stream
                 checked += 3
         results.put((rank, checked))
 
