@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         for label, t in result.items():
             if label.startswith("materialize_") or label.startswith("  "):
                 # materialize_ of the whole model: compared with the full replay, not with fill_
-                print(f"{world:>5}  {label:<22}{t * 1e3:>8.2f} ms  {full / t:>8.2f}x vs full replay")
+                speedup = f"{full / t:>8.2f}x vs full replay"
+                print(f"{world:>5}  {label:<22}{t * 1e3:>8.2f} ms  {speedup}")
                 continue
             print(f"{world:>5}  {label:<22}{t * 1e3:>8.2f} ms  {t / fill:>8.2f}  {base / t:>8.2f}x")
     return 0
