@@ -314,10 +314,18 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
                 missing.append(dot + name)
                 continue
             local = None
-            if _sharding.is_dtensor(t) and t.is_meta:
+            if _sharding.is_dtensor(t) and t.is_meta and tuple(t.shape) != source.shape:
+                # Sharded inside the block from a tensor of another shape: only its replayed local
+                # shard can tell its values (Note [Sharding inside deferred()]).
                 ref = _MetaRef.of(t.to_local())
-                if ref.storage in record.made:  # sharded inside the block
-                    local = ref
+                if ref.storage not in record.made or not _written(record, ref.storage):
+                    raise RuntimeError(
+                        f"pyinit.materialize_: cannot tell the values of {dot + name}: it was "
+                        f"registered with shape {tuple(source.shape)} and sharded inside the "
+                        f"deferred() block as a DTensor of shape {tuple(t.shape)} whose local "
+                        "shard no recorded operator wrote"
+                    )
+                local = ref
             targets.append((m, name, dot + name, source, local))
     if missing:
         raise RuntimeError(
@@ -349,16 +357,29 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
 
 # Note [Sharding inside deferred()]
 # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-# FSDP2's fully_shard may run inside the deferred() block (tested; tensor parallelism's
-# parallelize_module there is not). Its operators on the
-# meta parameters (chunking, the padded shard, the copy into it) are plain meta operators: they
-# are recorded and replayed like construction, so after the replay each rank's local shard holds
-# its elements of the replayed parameter; materialize_ copies that shard into the storage FSDP2
-# allocates in to_empty. Operators with a DTensor argument are not recorded (DTensor runs its own
-# operators on the local tensors; nothing of them is needed to replay): a view or detach just
-# runs, a write into a DTensor raises (it would be lost), as do pyinit's initializers on a meta
-# DTensor inside the block (pyinit/_sharding.py). The registration of a DTensor parameter does not
-# replace the recorded meta tensor of that name.
+# FSDP2's fully_shard and tensor parallelism's parallelize_module may run inside the deferred()
+# block (both tested). The registration of a DTensor parameter does not replace the recorded meta
+# tensor of that name (its source), and a DTensor of the source's shape gets the elements of its
+# shard from the replayed source, as one sharded after the block does: after sharding, nothing
+# can write into the source's values through the module (writes into DTensors raise, below). Its
+# replayed local shard is not what to copy: FSDP2 chunks the meta parameter and copies it into
+# the padded shard (recorded meta operators), but distribute_tensor (parallelize_module) gives a
+# meta tensor an empty_like shard and scatters nothing into it, so that shard is uninitialized
+# memory. Only a DTensor of another shape than its source is copied from its replayed local shard,
+# and only when a recorded operator wrote it (else materialize_ raises). Operators with a DTensor
+# argument are not recorded (DTensor runs its own operators on the local tensors): a view or
+# detach just runs, a write into a DTensor raises (it would be lost), as do pyinit's initializers
+# on a meta DTensor inside the block (pyinit/_sharding.py).
+
+
+def _written(record: _Record, storage: int) -> bool:
+    """Whether a recorded mutating operator had `storage` among its arguments."""
+    return any(
+        entry.func._schema.is_mutable
+        and any(r.storage == storage for r in _refs((entry.args, entry.kwargs)))
+        for entry in record.entries
+        if hasattr(entry.func, "_schema")
+    )
 
 
 def _check_ties_kept(targets: list) -> None:

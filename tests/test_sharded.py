@@ -299,6 +299,19 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 assert len(record.pending) == (6 if stream == "philox" else 2), stream
                 assert not record.pending.keys() & record.real.keys()
                 deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
+                # tensor parallelism after and inside the deferred() block == eager construction
+                for inside in (False, True):
+                    with pyinit.deferred():
+                        tp = _mlp()
+                        if inside:
+                            parallelize_module(tp, mesh, plan)
+                    if not inside:
+                        parallelize_module(tp, mesh, plan)
+                    torch.manual_seed(0)
+                    pyinit.materialize_(tp, "cpu")
+                    where = f"tp deferred {stream}, sharded {'inside' if inside else 'after'}"
+                    assert same(full_state(tp), eager.state_dict()), where
+                    assert torch.equal(torch.get_rng_state(), eager_rng), where
                 # a model whose tensors the sharded replay cannot all compute shard by shard
                 torch.manual_seed(1)
                 with pyinit.patch_torch_init():
