@@ -83,17 +83,9 @@ void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::Scala
   // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
   uint32_t* words =
       words_in_output(out.data(), n * static_cast<int64_t>(c10::elementSize(dtype)), n * words_per_element);
-  const bool parallel = jump_parallel_draw(
-      gen, n * words_per_element, words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
-        kernels.uniform_from_words(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
-                                   len / words_per_element, low, high, mask, threshold);
-      });
-  if (!parallel) {
-    draw_and_transform(gen, words, n, words_per_element, [&](int64_t begin, int64_t end, const uint32_t* w) {
-      kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
-                                 threshold);
-    });
-  }
+  draw_elements(gen, words, n, words_per_element, /*align=*/1, [&](int64_t begin, int64_t end, const uint32_t* w) {
+    kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask, threshold);
+  });
 }
 
 namespace {
@@ -130,21 +122,14 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
     const int64_t main_words = normal_fill_main_words(dtype, n);
     const int64_t tail_count = normal_fill_tail_words(dtype, n);
     const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
-    // Ranges and pipeline blocks start at multiples of 16, so each holds whole Box-Muller blocks; a partial
-    // last block (its words drawn for float/double, not for half/bfloat16) is left to the tail.
-    const bool parallel =
-        jump_parallel_draw(gen, main_words, 16 * words_per_element, [&](int64_t first, const uint32_t* w, int64_t len) {
-          kernels.normal_blocks(dtype, offset(out.data(), dtype, first / words_per_element), w, 0,
-                                len / words_per_element / 16, mean, std, /*zero_mask=*/nullptr);
-        });
-    if (!parallel) {
-      uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
-      draw_and_transform(gen, words, main_words / words_per_element, words_per_element,
-                         [&](int64_t begin, int64_t end, const uint32_t* w) {
-                           kernels.normal_blocks(dtype, offset(out.data(), dtype, begin), w, 0, end / 16 - begin / 16,
-                                                 mean, std, /*zero_mask=*/nullptr);
-                         });
-    }
+    // Pieces start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block (its words
+    // drawn for float/double, not for half/bfloat16) is left to the tail.
+    uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
+    draw_elements(gen, words, main_words / words_per_element, words_per_element, /*align=*/16,
+                  [&](int64_t begin, int64_t end, const uint32_t* w) {
+                    kernels.normal_blocks(dtype, offset(out.data(), dtype, begin), w, 0, (end - begin) / 16, mean, std,
+                                          /*zero_mask=*/nullptr);
+                  });
     uint32_t tail[32];
     draw_words(gen, tail, tail_count);
     if (tail_count > 0) kernels.normal_tail(dtype, out.data(), n, tail, mean, std, /*zero_mask=*/nullptr);

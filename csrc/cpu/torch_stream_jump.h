@@ -235,4 +235,24 @@ bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align,
   return true;
 }
 
+// Draws `words_per_element` words for each of elements [0, n) and calls transform(begin, end, words) for pieces
+// that cover them (words[k]: word k of element `begin`), on any thread, in any order, each `begin` a multiple of
+// `align`: in parallel ranges by jump-ahead where jump_parallel_draw takes the draw (from `min_threads` threads,
+// torch_stream_jump_min_threads() when -1), else through the serial producer pipeline (draw_and_transform: into
+// `words` when it is not null, e.g. the output itself, else a ring of block buffers). Every torch-stream draw of
+// whole tensors goes through here except trunc_normal_'s rounds, whose two paths look up their pending elements
+// differently. The caller holds the generator's mutex; transform must not throw.
+template <typename Transform>
+void draw_elements(at::CPUGeneratorImpl* gen, uint32_t* words, int64_t n, int64_t words_per_element, int64_t align,
+                   const Transform& transform, int64_t min_threads = -1) {
+  const bool parallel = jump_parallel_draw(
+      gen, n * words_per_element, align * words_per_element,
+      [&](int64_t first, const uint32_t* w, int64_t len) {
+        const int64_t begin = first / words_per_element;
+        transform(begin, begin + len / words_per_element, w);
+      },
+      min_threads);
+  if (!parallel) draw_and_transform(gen, words, n, words_per_element, transform);
+}
+
 }  // namespace pyinit::cpu

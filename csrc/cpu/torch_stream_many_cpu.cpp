@@ -64,10 +64,8 @@ void draw_run(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, int64
       at = stop;
     }
   };
-  const bool parallel = jump_parallel_draw(
-      gen, total * wpe, align * wpe,
-      [&](int64_t first, const uint32_t* w, int64_t len) { pieces(first / wpe, (first + len) / wpe, w); });
-  if (!parallel) draw_and_transform(gen, /*words=*/nullptr, total, wpe, pieces);
+  draw_elements(gen, /*words=*/nullptr, total, wpe, align, pieces,
+                torch_stream_jump_min_threads_runs().load(std::memory_order_relaxed));
 }
 
 // The body of both operators, after validation: announces every write (as the single-tensor operator does, empty

@@ -186,12 +186,7 @@ class UniformProposals {
         body(start / kRegion, w + (start - begin) * kWordsPerElement, std::min(kRegion, end - start));
       }
     };
-    const bool parallel = jump_parallel_draw(gen, n_ * kWordsPerElement, kRegion * kWordsPerElement,
-                                             [&](int64_t first, const uint32_t* w, int64_t len) {
-                                               const int64_t begin = first / kWordsPerElement;
-                                               regions(begin, begin + len / kWordsPerElement, w);
-                                             });
-    if (!parallel) draw_and_transform(gen, /*words=*/nullptr, n_, kWordsPerElement, regions);
+    draw_elements(gen, /*words=*/nullptr, n_, kWordsPerElement, kRegion, regions);
   }
 
   scalar_t* values_;
