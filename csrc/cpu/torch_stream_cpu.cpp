@@ -33,10 +33,10 @@ std::atomic<int64_t>& torch_stream_jump_min_threads() {
   return threads;
 }
 
-std::atomic<int64_t>& torch_stream_jump_min_threads_runs() {
+std::atomic<int64_t>& torch_stream_jump_min_threads_early() {
   static std::atomic<int64_t> threads{[] {
-    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_RUNS");
-    return text != nullptr ? std::atoll(text) : kJumpMinThreadsRuns;
+    const char* text = std::getenv("PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_EARLY");
+    return text != nullptr ? std::atoll(text) : kJumpMinThreadsEarly;
   }()};
   return threads;
 }
@@ -83,9 +83,13 @@ void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::Scala
   // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
   uint32_t* words =
       words_in_output(out.data(), n * static_cast<int64_t>(c10::elementSize(dtype)), n * words_per_element);
-  draw_elements(gen, words, n, words_per_element, /*align=*/1, [&](int64_t begin, int64_t end, const uint32_t* w) {
-    kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask, threshold);
-  });
+  draw_elements(
+      gen, words, n, words_per_element, /*align=*/1,
+      [&](int64_t begin, int64_t end, const uint32_t* w) {
+        kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
+                                   threshold);
+      },
+      torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
 }
 
 namespace {

@@ -40,14 +40,18 @@ constexpr int64_t kJumpMinThreads = 3;
 // test may change it.
 std::atomic<int64_t>& torch_stream_jump_min_threads();
 
-// The default of torch_stream_jump_min_threads_runs(): the fewest threads for the parallel draw of a run of
-// tensors (Note [Many calls, one draw]). A run's words go through the pipeline's ring of slot buffers, not the
-// output, and on the 2-core box its serial producer measured 1.4-2x slower than the parallel draw at 2 threads
-// (19-35 ms against 15-19 ms for 1000 nn.Linear(256, 256) parameters, docs/decisions.md), so runs take it from 2.
-constexpr int64_t kJumpMinThreadsRuns = 2;
+// The default of torch_stream_jump_min_threads_early(): the fewest threads for the parallel draw of uniform_ /
+// masked_uniform_ and of a run of tensors (Note [Many calls, one draw]). uniform_'s transform is light, so at 2
+// threads the serial producer is the pipeline's bound and the consumer mostly waits: side by side on the 2-core
+// AMD EPYC box (one process alternating the settings per call, median of 21) uniform_ took 2.1-3.0 ms parallel
+// against 3.1-3.6 serial at 2^22 float32, 8.7-9.8 against 11.5-12.2 at 2^24, 13.5-14.0 against 19.3-20.2 at
+// 2^25, while normal_ (a heavy transform: producer and consumer both busy) was the same either way. A run's words
+// go through the pipeline's ring of slot buffers, not the output, and its serial draw measured 1.4-2x slower
+// (docs/decisions.md, "Many calls, one draw").
+constexpr int64_t kJumpMinThreadsEarly = 2;
 
-// The fewest threads for a run's parallel draw; PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_RUNS may change it.
-std::atomic<int64_t>& torch_stream_jump_min_threads_runs();
+// The fewest threads for those draws' parallel draw; PYINIT_TORCH_STREAM_JUMP_MIN_THREADS_EARLY may change it.
+std::atomic<int64_t>& torch_stream_jump_min_threads_early();
 
 // The cost jump_range_starts assumes, kJumpCostWords unless a test set it (to reach every split on small tensors).
 std::atomic<int64_t>& torch_stream_jump_cost_words();

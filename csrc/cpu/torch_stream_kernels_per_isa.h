@@ -3,10 +3,11 @@
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // torch's CPU distributions draw from one serial Mersenne Twister (at::mt19937) under the generator's mutex.
 // pyinit writes exactly the same values and leaves the generator in exactly the same state, faster:
-//   1. the words torch would draw are drawn in bulk (mt19937_bulk.h). Large draws on 3 or more threads
-//      (torch_stream_jump_min_words() and _min_threads(): 2^22 words, 3 threads by default; on the 2-core box
-//      the serial producer measured faster at 2 threads) are split into one contiguous range of words per
-//      thread: each thread copies the engine, jumps it to its range's first word (Note [MT19937 jump-ahead],
+//   1. the words torch would draw are drawn in bulk (mt19937_bulk.h). Large draws on 3 or more threads, on 2 for
+//      uniform_ / masked_uniform_ and the *_many_ runs (torch_stream_jump_min_words(), _min_threads() and
+//      _min_threads_early(): 2^22 words, 3 and 2 threads by default; on the 2-core box the serial producer
+//      measured as fast for normal_ at 2 threads, slower for uniform_) are split into one contiguous range of
+//      words per thread: each thread copies the engine, jumps it to its range's first word (Note [MT19937 jump-ahead],
 //      mt19937_jump.h), draws and transforms its range in 2^14-word blocks, and the last range's engine becomes
 //      the generator's (torch_stream_jump.h). Smaller draws are one serial producer that other threads
 //      transform behind (Note [Serial producer, parallel consumers]). Range starts are multiples of the words

@@ -65,7 +65,7 @@ void draw_run(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, int64
     }
   };
   draw_elements(gen, /*words=*/nullptr, total, wpe, align, pieces,
-                torch_stream_jump_min_threads_runs().load(std::memory_order_relaxed));
+                torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
 }
 
 // The body of both operators, after validation: announces every write (as the single-tensor operator does, empty
