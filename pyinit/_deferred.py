@@ -531,14 +531,16 @@ def _empty_shard_arguments(entry: _Entry) -> bool:
 
 def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
     """The storages a sharded materialize_ computes shard by shard (Note [Sharded replay]): the
-    source of exactly one DTensor target sharded after the block, whole and contiguous, that every
+    source of exactly one DTensor (under one name, or several: a tie FSDP2 kept) sharded after the
+    block, whole and contiguous, that every
     entry touching it only allocates, views whole or writes whole with a _SHARD_WRITES operator,
     and that is written at least once."""
     if not _SHARDED_REPLAY:
         return {}
-    counts: dict[int, int] = {}
-    for _, _, _, source, _ in targets:
-        counts[source.storage] = counts.get(source.storage, 0) + 1
+    holders: dict[int, set[int]] = {}  # storage -> the tensors registered from it (a kept tie: one)
+    for m, name, _, source, _ in targets:
+        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        holders.setdefault(source.storage, set()).add(id(t))
     whole: dict[int, _MetaRef] = {}
     for m, name, _, source, local in targets:
         t = m._parameters[name] if name in m._parameters else m._buffers[name]
@@ -546,7 +548,7 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
             continue
         contiguous = tuple(torch.empty(source.shape, device=_META).stride())
         if (
-            counts[source.storage] == 1
+            len(holders[source.storage]) == 1
             and source.offset == 0
             and source.shape == tuple(t.shape)
             and source.stride == contiguous

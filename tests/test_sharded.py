@@ -430,6 +430,12 @@ def _tie_worker(rank: int, world: int, port: int, results) -> None:
                     torch.manual_seed(0)
                     pyinit.materialize_(model, "cpu")
                     check(model, eager.state_dict(), state, f"deferred, sharded {where} {stream}")
+                    # Note [Sharded replay]: sharded after the block, philox computes every tensor
+                    # (the tie once) on its shard only; sharded inside, everything is made whole
+                    records = pyinit._deferred._records
+                    pending = next(r for r in reversed(records) if model.emb in r.sources).pending
+                    expected = 5 if (stream, where) == ("philox", "after") else 0
+                    assert len(pending) == expected, f"pending {where} {stream}"
                 checked += 3
         # A tie that fully_shard split (each owner its own group) is refused, before any draw.
         with pyinit.deferred():
