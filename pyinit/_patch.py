@@ -34,12 +34,31 @@ _originals: dict[str, object] = {}
 _bound_elsewhere: dict[tuple[object, str], object] = {}
 
 
+# transformers.modeling_utils.TORCH_INIT_FUNCTIONS' entries as they were before the patch: name ->
+# function (Note [transformers' TORCH_INIT_FUNCTIONS], pyinit/transformers.py).
+_table_saved: dict[str, object] = {}
+
+
+def _transformers_table() -> dict | None:
+    """transformers' table of torch.nn.init's functions, if transformers is loaded (never imported
+    here)."""
+    modeling_utils = sys.modules.get("transformers.modeling_utils")
+    table = getattr(modeling_utils, "TORCH_INIT_FUNCTIONS", None)
+    return table if isinstance(table, dict) else None
+
+
 def _install(everywhere: bool = False) -> None:
     """Patch torch.nn.init and the bindings of its functions in the loaded torch.nn modules (with
-    `everywhere`, in every loaded module: pyinit.deferred() needs third-party bindings too)."""
+    `everywhere`, in every loaded module: pyinit.deferred() needs third-party bindings too), and
+    transformers' table of them, which every from_pretrained writes back into torch.nn.init."""
     for name in _PATCHED_NAMES:
         _originals.setdefault(name, getattr(_torch_init, name))
         setattr(_torch_init, name, getattr(_pyinit, name))
+    table = _transformers_table()
+    for name in list(table or ()):
+        if name in _originals:
+            _table_saved.setdefault(name, table[name])
+            table[name] = getattr(_torch_init, name)
     replacement = {id(fn): getattr(_pyinit, name) for name, fn in _originals.items()}
     for module_name, module in list(sys.modules.items()):
         if module is None or module is _torch_init:
@@ -93,7 +112,15 @@ def _bindings_of(module: object, replacement: dict[int, object], cache: dict) ->
 
 
 def restore_torch_init() -> None:
-    """Put torch.nn.init's own functions back (and every torch.nn module's binding of them)."""
+    """Put torch.nn.init's own functions back (and every torch.nn module's binding of them, and
+    transformers' table of them: torch's functions where it held pyinit's, also when transformers
+    was imported while the patch was on)."""
+    table = _transformers_table()
+    for name in list(table or ()):
+        if name in _originals:
+            before = _table_saved.get(name, table[name])
+            table[name] = _originals[name] if before is getattr(_pyinit, name, None) else before
+    _table_saved.clear()
     for name, fn in _originals.items():
         setattr(_torch_init, name, fn)
     for (module, attr), fn in _bound_elsewhere.items():

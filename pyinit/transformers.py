@@ -149,7 +149,8 @@ class _TransformersPatch(_patch.LibraryPatch):
     of the block (transformers imported before the patch), or, transformers imported inside the
     patch, put pyinit's back after every later from_pretrained, long after the patch ended. While
     torch.nn.init is patched, the table holds pyinit's functions; restore() puts torch's back (never
-    pyinit's, whichever the table held before)."""
+    pyinit's, whichever the table held before). Every patch_torch_init() does the same for the
+    table (pyinit/_patch.py); this patch also mends it when entered on its own inside one."""
 
     def __init__(self) -> None:
         super().__init__("transformers", _transformers_helpers)
