@@ -35,7 +35,8 @@ _bound_elsewhere: dict[tuple[object, str], object] = {}
 
 
 # transformers.modeling_utils.TORCH_INIT_FUNCTIONS' entries as they were before the patch: name ->
-# function (Note [transformers' TORCH_INIT_FUNCTIONS], pyinit/transformers.py).
+# function (Note [transformers' TORCH_INIT_FUNCTIONS], pyinit/transformers.py; the only place that
+# keeps the table, for every patch).
 _table_saved: dict[str, object] = {}
 
 

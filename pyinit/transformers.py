@@ -32,7 +32,6 @@ import sys
 import torch
 
 from . import _patch, _support
-from . import init as _pyinit_init
 from . import timm as _timm
 
 __all__ = [
@@ -132,57 +131,19 @@ def _transformers_helpers() -> dict[int, object] | None:
     return replacement
 
 
-def _torch_original(name: str, fn: object) -> object:
-    """torch.nn.init's own function where `fn` is pyinit's replacement of it, else `fn`."""
-    if fn is not getattr(_pyinit_init, name, None):
-        return fn
-    return _patch._originals.get(name, getattr(torch.nn.init, name))
+# Note [transformers' TORCH_INIT_FUNCTIONS]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# transformers.modeling_utils keeps the torch.nn.init functions it found at its import
+# (TORCH_INIT_FUNCTIONS), and `no_init_weights()` (entered by every from_pretrained) sets
+# torch.nn.init's attributes to a no-op and then back to that table. Inside `patch_torch_init()` a
+# from_pretrained would so put torch's functions back for the rest of the block (transformers
+# imported before the patch), or, transformers imported inside the patch, put pyinit's back after
+# every later from_pretrained, long after the patch ended. So every patch of torch.nn.init keeps
+# the table in step (pyinit/_patch.py `_install` / `restore_torch_init`): pyinit's functions while
+# torch.nn.init is patched, torch's after (never pyinit's, whichever the table held before).
 
 
-class _TransformersPatch(_patch.LibraryPatch):
-    """The helpers' patch, and transformers' table of torch.nn.init's functions.
-
-    Note [transformers' TORCH_INIT_FUNCTIONS]: transformers.modeling_utils keeps the torch.nn.init
-    functions it found at its import (TORCH_INIT_FUNCTIONS), and `no_init_weights()` (entered by
-    every from_pretrained) sets torch.nn.init's attributes to a no-op and then back to that table.
-    Inside `patch_torch_init()` a from_pretrained would so put torch's functions back for the rest
-    of the block (transformers imported before the patch), or, transformers imported inside the
-    patch, put pyinit's back after every later from_pretrained, long after the patch ended. While
-    torch.nn.init is patched, the table holds pyinit's functions; restore() puts torch's back (never
-    pyinit's, whichever the table held before). Every patch_torch_init() does the same for the
-    table (pyinit/_patch.py); this patch also mends it when entered on its own inside one."""
-
-    def __init__(self) -> None:
-        super().__init__("transformers", _transformers_helpers)
-        self.table_saved: dict[str, object] = {}
-
-    @staticmethod
-    def _table() -> dict | None:
-        modeling_utils = sys.modules.get("transformers.modeling_utils")
-        table = getattr(modeling_utils, "TORCH_INIT_FUNCTIONS", None)
-        return table if isinstance(table, dict) else None
-
-    def install(self) -> None:
-        super().install()
-        table = self._table()
-        for name in list(table or ()):
-            if name in _patch._originals:  # torch.nn.init's function is pyinit's now
-                self.table_saved.setdefault(name, table[name])
-                table[name] = getattr(torch.nn.init, name)
-
-    def restore(self) -> None:
-        super().restore()
-        table = self._table()
-        if table is not None:
-            for name, fn in self.table_saved.items():
-                table[name] = _torch_original(name, fn)
-        self.table_saved.clear()
-
-    def active(self) -> bool:
-        return super().active() or bool(self.table_saved)
-
-
-_PATCH = _TransformersPatch()
+_PATCH = _patch.LibraryPatch("transformers", _transformers_helpers)
 
 
 def restore_transformers() -> None:
