@@ -337,7 +337,7 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
     written: set[int] = set()
     with torch.no_grad():
         for m, name, _, source, local in targets:
-            t = m._parameters[name] if name in m._parameters else m._buffers[name]
+            t = _registered(m, name)
             if id(t) in written:  # a tie: one tensor under several names
                 continue
             written.add(id(t))
@@ -372,6 +372,11 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
 # on a meta DTensor inside the block (pyinit/_sharding.py).
 
 
+def _registered(m: nn.Module, name: str) -> Tensor:
+    """The parameter or buffer `m` holds under `name` now."""
+    return m._parameters[name] if name in m._parameters else m._buffers[name]
+
+
 def _written(record: _Record, storage: int) -> bool:
     """Whether a recorded mutating operator had `storage` among its arguments."""
     return any(
@@ -387,7 +392,7 @@ def _check_ties_kept(targets: list) -> None:
     FSDP2 keeps a tie only when one fully_shard call manages both names."""
     current: dict[int, tuple[str, Tensor]] = {}  # id(registered tensor) -> (name, now)
     for m, name, qualified, source, _ in targets:
-        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        t = _registered(m, name)
         first = current.setdefault(id(source.tensor), (qualified, t))
         if first[1] is not t:
             raise RuntimeError(
@@ -539,11 +544,11 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
         return {}
     holders: dict[int, set[int]] = {}  # storage -> the tensors registered from it (a kept tie: one)
     for m, name, _, source, _ in targets:
-        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        t = _registered(m, name)
         holders.setdefault(source.storage, set()).add(id(t))
     whole: dict[int, _MetaRef] = {}
     for m, name, _, source, local in targets:
-        t = m._parameters[name] if name in m._parameters else m._buffers[name]
+        t = _registered(m, name)
         if local is not None or not (_sharding.is_dtensor(t) and t.is_meta):
             continue
         contiguous = tuple(torch.empty(source.shape, device=_META).stride())
@@ -561,31 +566,28 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
         touched = {r.storage for r in inputs + outputs} & whole.keys()
         if not touched:
             continue
-        storage = next(iter(touched))
-        ref = whole[storage]
-        func = entry.func
-        if len(touched) == 1 and func in _ALLOCATIONS and not inputs:
-            continue
-        if (
-            len(touched) == 1
-            and func in _WHOLE_VIEWS
-            and len(inputs) == 1
-            and _same_view(inputs[0], ref)
-            and all(_same_view(o, ref) for o in outputs)
-        ):
-            continue
-        if (
-            len(touched) == 1
-            and func in _SHARD_WRITES
-            and len(inputs) == 1
-            and entry.args
-            and entry.args[0] is inputs[0]
-            and _same_view(inputs[0], ref)
-            and all(_same_view(o, ref) for o in outputs)
-            and _empty_shard_arguments(entry)
-        ):
-            written.add(storage)
-            continue
+        if len(touched) == 1:  # an entry touching two of them makes both whole
+            storage = next(iter(touched))
+            ref, func = whole[storage], entry.func
+            if func in _ALLOCATIONS and not inputs:
+                continue
+            # The storage's whole view in, as the only meta argument (and out, where it returns one)
+            whole_view = (
+                len(inputs) == 1
+                and _same_view(inputs[0], ref)
+                and all(_same_view(o, ref) for o in outputs)
+            )
+            if whole_view and func in _WHOLE_VIEWS:
+                continue
+            if (
+                whole_view
+                and func in _SHARD_WRITES
+                and entry.args
+                and entry.args[0] is inputs[0]
+                and _empty_shard_arguments(entry)
+            ):
+                written.add(storage)
+                continue
         for s in touched:  # anything else: made whole
             whole.pop(s, None)
     return {s: ref for s, ref in whole.items() if s in written}

@@ -260,6 +260,23 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
         def same(a, b):
             return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+        def deferred_fsdp2(build, seed, where):
+            """build() in deferred(), fully_shard, materialize_ == build() eagerly from `seed`
+            (values and generator state); returns the eager model, the generator state after it,
+            the sharded model and the deferred() block's record."""
+            torch.manual_seed(seed)
+            with pyinit.patch_torch_init():  # eager construction in this stream
+                eager = build()
+            eager_rng = torch.get_rng_state()
+            with pyinit.deferred():
+                deferred = build()
+            fully_shard(deferred, mesh=mesh)
+            torch.manual_seed(seed)
+            pyinit.materialize_(deferred, "cpu")
+            assert same(full_state(deferred), eager.state_dict()), f"{where} deferred"
+            assert torch.equal(torch.get_rng_state(), eager_rng), f"{where} generator"
+            return eager, eager_rng, deferred, pyinit._deferred._records[-1]
+
         checked = 0
         for stream in ("torch", "philox"):
             with pyinit.stream(stream):
@@ -283,19 +300,8 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 pyinit.init_module_(tp, rules)
                 assert same(full_state(tp), one.state_dict()), f"tp init_module_ {stream}"
                 # deferred construction, fully_shard, materialize_ == eager construction
-                torch.manual_seed(0)
-                with pyinit.patch_torch_init():  # eager construction in this stream
-                    eager = _mlp()
-                eager_rng = torch.get_rng_state()
-                with pyinit.deferred():
-                    deferred = _mlp()
-                fully_shard(deferred, mesh=mesh)
-                torch.manual_seed(0)
-                pyinit.materialize_(deferred, "cpu")
-                assert same(full_state(deferred), eager.state_dict()), f"fsdp2 deferred {stream}"
-                assert torch.equal(torch.get_rng_state(), eager_rng), stream
+                eager, eager_rng, deferred, record = deferred_fsdp2(_mlp, 0, f"fsdp2 {stream}")
                 # Note [Sharded replay]: philox and fills computed shard by shard, never whole
-                record = pyinit._deferred._records[-1]
                 assert len(record.pending) == (6 if stream == "philox" else 2), stream
                 assert not record.pending.keys() & record.real.keys()
                 deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
@@ -313,19 +319,8 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                     assert same(full_state(tp), eager.state_dict()), where
                     assert torch.equal(torch.get_rng_state(), eager_rng), where
                 # a model whose tensors the sharded replay cannot all compute shard by shard
-                torch.manual_seed(1)
-                with pyinit.patch_torch_init():
-                    eager = _mixed()
-                eager_rng = torch.get_rng_state()
-                with pyinit.deferred():
-                    deferred = _mixed()
-                fully_shard(deferred, mesh=mesh)
-                torch.manual_seed(1)
-                pyinit.materialize_(deferred, "cpu")
-                assert same(full_state(deferred), eager.state_dict()), f"mixed deferred {stream}"
-                assert torch.equal(torch.get_rng_state(), eager_rng), stream
-                pending = pyinit._deferred._records[-1].pending
-                assert len(pending) == (2 if stream == "philox" else 0), stream
+                record = deferred_fsdp2(_mixed, 1, f"mixed {stream}")[3]
+                assert len(record.pending) == (2 if stream == "philox" else 0), stream
                 checked += 3
         results.put((rank, checked))
 
