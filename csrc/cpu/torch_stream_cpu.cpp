@@ -79,7 +79,7 @@ void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::Scala
                     bool mask, double threshold) {
   const auto& kernels = torch_stream_kernels();
   const int64_t n = out.numel();
-  const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+  const int64_t words_per_element = torch_words_per_element(dtype);
   // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
   uint32_t* words =
       words_in_output(out.data(), n * static_cast<int64_t>(c10::elementSize(dtype)), n * words_per_element);
@@ -125,7 +125,7 @@ void normal_locked(at::CPUGeneratorImpl* gen, const at::Tensor& self, MemoryOrde
   if (n >= 16 && self.is_contiguous()) {
     const int64_t main_words = normal_fill_main_words(dtype, n);
     const int64_t tail_count = normal_fill_tail_words(dtype, n);
-    const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+    const int64_t words_per_element = torch_words_per_element(dtype);
     // Pieces start at multiples of 16, so each holds whole Box-Muller blocks; a partial last block (its words
     // drawn for float/double, not for half/bfloat16) is left to the tail.
     uint32_t* words = words_in_output(out.data(), n * static_cast<int64_t>(self.element_size()), main_words);
@@ -224,7 +224,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     if (n >= 16 && self.is_contiguous()) {
       const int64_t main_words = normal_fill_main_words(dtype, n);
       const int64_t tail_count = normal_fill_tail_words(dtype, n);
-      const int64_t words_per_element = dtype == at::kDouble ? 2 : 1;
+      const int64_t words_per_element = torch_words_per_element(dtype);
       const int64_t main_elements = main_words / words_per_element;
       const int64_t blocks = (main_elements + kPipelineBlock - 1) / kPipelineBlock;
       // Indices from tail_start on take their proposal from the tail block (normal_fill recomputes [n - 16, n)).

@@ -39,8 +39,6 @@ namespace pyinit::cpu {
 
 namespace {
 
-int64_t words_per_element(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? 2 : 1; }
-
 // One tensor with elements: its index in the operator's list, its two parameters, its memory-order output.
 struct Entry {
   size_t index;
@@ -90,7 +88,7 @@ void run_many(at::TensorList selfs, c10::ArrayRef<double> p1, c10::ArrayRef<doub
       std::vector<int64_t> ends;
       int64_t total = 0;
       for (const Entry& e : run) ends.push_back(total += outs[e.out].numel());
-      draw_run(gen, ends, words_per_element(selfs[run[0].index]), align,
+      draw_run(gen, ends, torch_words_per_element(selfs[run[0].index].scalar_type()), align,
                [&](size_t k, int64_t begin, int64_t count, const uint32_t* w) {
                  const Entry& e = run[k];
                  const at::ScalarType dtype = selfs[e.index].scalar_type();
@@ -109,7 +107,9 @@ void run_many(at::TensorList selfs, c10::ArrayRef<double> p1, c10::ArrayRef<doub
         single(t, outs[e.out], e.p1, e.p2);
         continue;
       }
-      if (!run.empty() && words_per_element(selfs[run[0].index]) != words_per_element(t)) finish();
+      if (!run.empty() &&
+          torch_words_per_element(selfs[run[0].index].scalar_type()) != torch_words_per_element(t.scalar_type()))
+        finish();
       run.push_back(e);
     }
     finish();

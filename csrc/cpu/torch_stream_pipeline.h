@@ -201,6 +201,9 @@ void normal_serial(at::CPUGeneratorImpl* generator, scalar_t* out, int64_t n, do
   }
 }
 
+// Words torch's uniform_ and normal_fill draw per element of `dtype`: two for double (random64), else one.
+inline int64_t torch_words_per_element(at::ScalarType dtype) { return dtype == at::kDouble ? 2 : 1; }
+
 // Number of words normal_fill draws for a contiguous tensor of n >= 16 elements: one per element (two for
 // double) in the main pass, except that half/bfloat16 skip the last partial block; plus one more block of 16
 // elements when n % 16 != 0.
