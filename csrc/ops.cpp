@@ -80,6 +80,19 @@ TORCH_LIBRARY(pyinit, m) {
   // The philox stream's QR: q, r = torch.linalg.qr(a) (reduced) computed with one thread (CPU).
   def("qr_serial_(Tensor(a!) q, Tensor(b!) r, Tensor a) -> ()");
 
+  // The same calls on blocks of a tensor (a rank's shard of a DTensor): blocks[i] is the block of a contiguous tensor
+  // of shape global_shape starting at starts[i * dim ..], and gets what the call on that whole tensor writes there;
+  // the generator moves as that call moves it (Note [The torch stream on blocks], csrc/torch_blocks.h).
+  def("uniform_blocks_(Tensor(a!)[] blocks, float low, float high, int[] global_shape, int[] starts, "
+      "Generator? generator=None) -> ()",
+      seeded);
+  def("masked_uniform_blocks_(Tensor(a!)[] blocks, float low, float high, float threshold, int[] global_shape, "
+      "int[] starts, Generator? generator=None) -> ()",
+      seeded);
+  def("normal_blocks_(Tensor(a!)[] blocks, float mean, float std, int[] global_shape, int[] starts, "
+      "Generator? generator=None) -> ()",
+      seeded);
+
   // Many tensors in one call: entry i of every list goes with selfs[i]. The same values and generator state as
   // the single-tensor operator called on each tensor in list order; every entry is validated before the first
   // write. Composite (csrc/many.cpp), with CPU kernels: the torch stream's draw a run of tensors as one draw
@@ -145,6 +158,12 @@ PYINIT_KERNELS(trunc_normal, Tensor self, double mean, double std, double a, dou
 PYINIT_KERNELS(trunc_normal_uniform, Tensor self, double mean, double std, double a, double b, double log_peak,
                Gen generator)
 PYINIT_KERNELS(sparse, Tensor self, int64_t num_zeros, double std, Gen generator)
+PYINIT_KERNELS(uniform_blocks, at::TensorList blocks, double low, double high, IntArrayRef global_shape,
+               IntArrayRef starts, Gen generator)
+PYINIT_KERNELS(masked_uniform_blocks, at::TensorList blocks, double low, double high, double threshold,
+               IntArrayRef global_shape, IntArrayRef starts, Gen generator)
+PYINIT_KERNELS(normal_blocks, at::TensorList blocks, double mean, double std, IntArrayRef global_shape,
+               IntArrayRef starts, Gen generator)
 // timm's truncated normal (csrc/cpu/timm_cpu.cpp, csrc/cuda/timm_cuda.cpp).
 PYINIT_KERNELS(timm_trunc_normal, Tensor self, double low, double high, double scale, double shift, double a, double b,
                std::optional<double> post_scale, std::optional<double> post_shift, Gen generator)
@@ -206,6 +225,9 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("trunc_normal_", &cpu::trunc_normal_cpu);
   m.impl("trunc_normal_uniform_", &cpu::trunc_normal_uniform_cpu);
   m.impl("sparse_", &cpu::sparse_cpu);
+  m.impl("uniform_blocks_", &cpu::uniform_blocks_cpu);
+  m.impl("masked_uniform_blocks_", &cpu::masked_uniform_blocks_cpu);
+  m.impl("normal_blocks_", &cpu::normal_blocks_cpu);
   m.impl("timm_trunc_normal_", &cpu::timm_trunc_normal_cpu);
   m.impl("fill_", &cpu::fill_cpu);
   m.impl("eye_", &cpu::eye_cpu);
@@ -231,6 +253,9 @@ TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
   m.impl("normal_", &cuda::normal_cuda);
   m.impl("trunc_normal_", &cuda::trunc_normal_cuda);
   m.impl("sparse_", &cuda::sparse_cuda);
+  m.impl("uniform_blocks_", &cuda::uniform_blocks_cuda);
+  m.impl("masked_uniform_blocks_", &cuda::masked_uniform_blocks_cuda);
+  m.impl("normal_blocks_", &cuda::normal_blocks_cuda);
   m.impl("timm_trunc_normal_", &cuda::timm_trunc_normal_cuda);
   m.impl("fill_", &cuda::fill_cuda);
   m.impl("eye_", &cuda::eye_cuda);

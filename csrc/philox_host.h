@@ -20,13 +20,13 @@ class ShardMap {
     if (global_shape.empty() && start.empty()) return;
     const int64_t dim = self.dim();
     TORCH_CHECK(static_cast<int64_t>(global_shape.size()) == dim && static_cast<int64_t>(start.size()) == dim,
-                "pyinit philox: global_shape and start must have one entry per dimension of the tensor (", dim,
-                "), got ", global_shape.size(), " and ", start.size());
+                "pyinit: global_shape and start must have one entry per dimension of the tensor (", dim, "), got ",
+                global_shape.size(), " and ", start.size());
     int64_t stride = 1;
     global_stride_.assign(dim, 0);
     for (int64_t k = dim - 1; k >= 0; --k) {
-      TORCH_CHECK(start[k] >= 0 && start[k] + self.size(k) <= global_shape[k], "pyinit philox: the block ",
-                  self.sizes(), " at ", start, " does not fit in the global shape ", global_shape);
+      TORCH_CHECK(start[k] >= 0 && start[k] + self.size(k) <= global_shape[k], "pyinit: the block ", self.sizes(),
+                  " at ", start, " does not fit in the global shape ", global_shape);
       global_stride_[k] = stride;
       stride *= global_shape[k];
     }
@@ -63,7 +63,7 @@ class ShardMap {
     PhiloxShard shard;
     if (!sharded_) return shard;
     const int64_t dim = static_cast<int64_t>(local_.size());
-    TORCH_CHECK(dim <= kMaxShardDims, "pyinit philox: shards of more than ", kMaxShardDims,
+    TORCH_CHECK(dim <= kMaxShardDims, "pyinit: shards of more than ", kMaxShardDims,
                 " dimensions are not supported on CUDA");
     for (int64_t k = 0; k < dim; ++k) {
       shard.local[k] = local_[k];

@@ -113,10 +113,13 @@ class Stream:
 # bounds come from the global shape: init.py reads tensor.shape). No collective runs.
 # pyinit/_sharding.py finds which global elements the shard holds, as blocks of consecutive
 # indices. The philox stream writes each block directly (its values are a function of the global
-# index). The torch stream draws the whole tensor on every rank and keeps its shard: torch's CPU
-# generator is sequential, so that is what "the values one device would draw" costs (a temporary
-# of the full tensor's size, and the full draw's time, per rank); every rank's generator then
-# ends where one device's would.
+# index). The torch stream's uniform_, normal_ and masked_uniform_ run pyinit::<op>blocks_ on the
+# shard's blocks (Note [The torch stream on blocks], csrc/torch_blocks.h): on CUDA each rank
+# computes its own elements only (torch's CUDA element map is a function of the index); on CPU
+# the operator draws the whole tensor and keeps the blocks, since torch's CPU generator is
+# sequential (a temporary of the full tensor's size, and the full draw's time, per rank). Its
+# other primitives draw the whole tensor here and keep the shard. Either way every rank's
+# generator ends where one device's would.
 _PRIMITIVES = ("uniform_", "normal_", "trunc_normal_", "masked_uniform_", "sparse_")
 # Arguments of each primitive after the tensor, before the optional generator.
 _ARITY = {"uniform_": 2, "normal_": 2, "trunc_normal_": 4, "masked_uniform_": 3, "sparse_": 2}
@@ -209,12 +212,50 @@ def _kernel(op: str, tensor: Tensor, *args: Any) -> bool:
     return True
 
 
+# The torch stream's operators on blocks of a tensor (Note [The torch stream on blocks],
+# csrc/torch_blocks.h), by primitive.
+_BLOCK_OPS = {
+    "uniform_": "uniform_blocks_",
+    "normal_": "normal_blocks_",
+    "masked_uniform_": "masked_uniform_blocks_",
+}
+
+
 @_dtensor_aware
 class TorchStream(Stream):
     """torch's own random stream: the values torch.nn.init writes, and the generator state it
     leaves, from pyinit's kernels (torch's implementation where there is none)."""
 
     name = "torch"
+
+    def _on_dtensor(self, primitive: str, dt: Tensor, args: tuple, kwargs: dict) -> Tensor:
+        """uniform_, normal_ and masked_uniform_ run pyinit::<primitive>blocks_ on the blocks of
+        the rank's shard: on CUDA each rank computes only its own elements; on CPU the operator
+        draws the whole tensor (the generator is one sequence) and keeps the blocks. The other
+        primitives, and what that operator cannot take (a dtype, an argument torch refuses, a
+        fallback), draw the whole tensor here (Note [DTensor shards])."""
+        op = _BLOCK_OPS.get(primitive)
+        if op is not None:
+            local, global_shape, blocks = _sharding.shard_blocks(dt)
+            generator = kwargs.get("generator", args[-1] if len(args) > _ARITY[primitive] else None)
+            params = args[: _ARITY[primitive]]
+            if (
+                len(params) == _ARITY[primitive]
+                and set(kwargs) <= {"generator"}
+                and not _not_numbers(params)
+                and (generator is None or isinstance(generator, torch.Generator))
+                and _support.fallback_reason(local, op) is None
+            ):
+                # An empty shard passes its empty local tensor: the draw still moves.
+                targets = [b.local for b in blocks] or [local]
+                starts = [s for b in blocks for s in b.start] or [0] * len(global_shape)
+                with torch.no_grad():
+                    getattr(ops, op)(
+                        targets, *(float(p) for p in params), list(global_shape), starts, generator
+                    )
+                torch.autograd.graph.increment_version(dt)
+                return dt
+        return super()._on_dtensor(primitive, dt, args, kwargs)
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
         if not _kernel("uniform_", tensor, a, b, generator):

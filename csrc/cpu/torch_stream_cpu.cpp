@@ -11,6 +11,7 @@
 #include "cpu/torch_stream_jump.h"
 #include "cpu/torch_stream_pipeline.h"
 #include "memory_order.h"
+#include "torch_blocks.h"
 #include "validate.h"
 
 namespace pyinit::cpu {
@@ -300,6 +301,66 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     }
   });
   out.commit();
+}
+
+// ---- calls on blocks of a tensor (Note [The torch stream on blocks], csrc/torch_blocks.h) -----------------------
+
+namespace {
+
+// The whole tensor (contiguous, as the one-device tensor a DTensor stands for) drawn by `draw` under the
+// generator's lock, then each block copied from it.
+template <typename Draw>
+void draw_whole_then_copy(at::TensorList blocks, at::IntArrayRef global_shape, at::IntArrayRef starts,
+                          const std::optional<at::Generator>& generator, const Draw& draw) {
+  const at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
+  auto* gen = cpu_generator(generator);
+  {
+    MemoryOrderOutput out(whole);
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    draw(gen, whole, out);
+  }
+  const int64_t dim = whole.dim();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    at::Tensor view = whole;
+    for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
+    copy_into(blocks[i], view);
+  }
+}
+
+void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool mask, double threshold,
+                         at::IntArrayRef global_shape, at::IntArrayRef starts,
+                         const std::optional<at::Generator>& generator) {
+  int64_t numel = 0;
+  validate_uniform_blocks(blocks, low, high, global_shape, starts, &numel);
+  if (numel == 0) return;
+  draw_whole_then_copy(blocks, global_shape, starts, generator,
+                       [&](at::CPUGeneratorImpl* gen, const at::Tensor& whole, MemoryOrderOutput& out) {
+                         uniform_locked(gen, out, whole.scalar_type(), low, high, mask, threshold);
+                       });
+}
+
+}  // namespace
+
+void uniform_blocks_cpu(at::TensorList blocks, double low, double high, at::IntArrayRef global_shape,
+                        at::IntArrayRef starts, std::optional<at::Generator> generator) {
+  uniform_blocks_impl(blocks, low, high, /*mask=*/false, 0.0, global_shape, starts, generator);
+}
+
+void masked_uniform_blocks_cpu(at::TensorList blocks, double low, double high, double threshold,
+                               at::IntArrayRef global_shape, at::IntArrayRef starts,
+                               std::optional<at::Generator> generator) {
+  uniform_blocks_impl(blocks, low, high, /*mask=*/true, threshold, global_shape, starts, generator);
+}
+
+void normal_blocks_cpu(at::TensorList blocks, double mean, double std, at::IntArrayRef global_shape,
+                       at::IntArrayRef starts, std::optional<at::Generator> generator) {
+  int64_t numel = 0;
+  validate_normal_blocks(blocks, std, global_shape, starts, &numel);
+  if (numel == 0) return;
+  draw_whole_then_copy(blocks, global_shape, starts, generator,
+                       [&](at::CPUGeneratorImpl* gen, const at::Tensor& whole, MemoryOrderOutput& out) {
+                         normal_locked(gen, whole, out, mean, std);
+                       });
 }
 
 }  // namespace pyinit::cpu

@@ -68,30 +68,48 @@ inline std::vector<IndexPiece> split_32bit_pieces(const MemoryOrderOutput& out) 
   return {IndexPiece{0, view.numel()}};
 }
 
-// Reserves the offsets of one torch distribution call over `out`, as torch does (the whole tensor first, then
-// each 32-bit piece when it splits), and returns the launches. The caller holds generator->mutex_.
-inline std::vector<RandomLaunch> reserve_launches(at::CUDAGeneratorImpl* generator, const MemoryOrderOutput& out,
-                                                  const std::vector<IndexPiece>& pieces, DType dtype,
-                                                  const DeviceLimits& limits, uint64_t* increment_total = nullptr) {
+// One launch piece of a torch distribution call: elements [piece.start, piece.start + piece.numel) of the
+// iteration, drawn over `threads` threads (S) from `philox`.
+struct ReservedPiece {
+  IndexPiece piece;
+  int64_t threads;
+  PhiloxArgs philox;
+};
+
+// Reserves the offsets of one torch distribution call over `numel` elements split into `pieces`, as torch does
+// (the whole iteration first, then each 32-bit piece when it splits). The caller holds generator->mutex_.
+inline std::vector<ReservedPiece> reserve_pieces(at::CUDAGeneratorImpl* generator, int64_t numel,
+                                                 const std::vector<IndexPiece>& pieces, DType dtype,
+                                                 const DeviceLimits& limits, uint64_t* increment_total = nullptr) {
   const int unroll = torch_unroll(dtype);
-  const auto whole = torch_cuda_launch(out.numel(), limits.sm_count, limits.max_threads_per_sm, unroll);
+  const auto whole = torch_cuda_launch(numel, limits.sm_count, limits.max_threads_per_sm, unroll);
   const at::PhiloxCudaState whole_state = generator->philox_cuda_state(whole.increment);
   uint64_t total = whole.increment;
-  std::vector<RandomLaunch> launches;
-  char* data = static_cast<char*>(out.data());
+  std::vector<ReservedPiece> reserved;
   if (pieces.size() == 1) {
-    launches.push_back(RandomLaunch{data, out.numel(), whole.threads, philox_args(whole_state), limits});
+    reserved.push_back(ReservedPiece{IndexPiece{0, numel}, whole.threads, philox_args(whole_state)});
   } else {
-    const int64_t element = dtype_size(dtype);
     for (const IndexPiece& piece : pieces) {
       const auto plan = torch_cuda_launch(piece.numel, limits.sm_count, limits.max_threads_per_sm, unroll);
       const at::PhiloxCudaState state = generator->philox_cuda_state(plan.increment);
       total += plan.increment;
-      launches.push_back(
-          RandomLaunch{data + piece.start * element, piece.numel, plan.threads, philox_args(state), limits});
+      reserved.push_back(ReservedPiece{piece, plan.threads, philox_args(state)});
     }
   }
   if (increment_total != nullptr) *increment_total = total;
+  return reserved;
+}
+
+// reserve_pieces for a call over `out`, as launches. The caller holds generator->mutex_.
+inline std::vector<RandomLaunch> reserve_launches(at::CUDAGeneratorImpl* generator, const MemoryOrderOutput& out,
+                                                  const std::vector<IndexPiece>& pieces, DType dtype,
+                                                  const DeviceLimits& limits, uint64_t* increment_total = nullptr) {
+  std::vector<RandomLaunch> launches;
+  char* data = static_cast<char*>(out.data());
+  const int64_t element = dtype_size(dtype);
+  for (const ReservedPiece& r : reserve_pieces(generator, out.numel(), pieces, dtype, limits, increment_total)) {
+    launches.push_back(RandomLaunch{data + r.piece.start * element, r.piece.numel, r.threads, r.philox, limits});
+  }
   return launches;
 }
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "pyinit/dtype.h"
+#include "pyinit/philox_shard.h"
 
 namespace pyinit::cuda {
 
@@ -57,6 +58,22 @@ struct RandomLaunch {
   int64_t torch_threads;
   PhiloxArgs philox;
   DeviceLimits limits;  // bounds pyinit's own grid (resident blocks)
+};
+
+// One torch distribution call over a tensor of which only one block is written (Note [The torch stream on a
+// block], torch_stream_kernels.cu): the `count` elements of `out` are the block's, row-major, and `shard` maps
+// each to its row-major index in the whole (contiguous) tensor. Only those whose index lies in the piece [begin,
+// end) of the whole tensor's 32-bit split are written, drawn as that piece's launch over `torch_threads` threads
+// draws index - begin.
+struct BlockLaunch {
+  void* out;
+  int64_t count;
+  PhiloxShard shard;
+  int64_t begin;
+  int64_t end;
+  int64_t torch_threads;
+  PhiloxArgs philox;
+  DeviceLimits limits;
 };
 
 // uniform_(low, high), then optionally zero |v| < threshold (masked_uniform_). low/high as the user gave

@@ -5,6 +5,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include "cuda/cuda_glue.h"
+#include "torch_blocks.h"
 #include "torch_randperm.h"
 #include "validate.h"
 
@@ -15,6 +16,8 @@ namespace pyinit::cuda {
 void launch_uniform(DType dtype, const RandomLaunch& launch, const UniformParams& params, cudaStream_t stream);
 void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& params, cudaStream_t stream);
 void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params, cudaStream_t stream);
+void launch_uniform_block(DType dtype, const BlockLaunch& launch, const UniformParams& params, cudaStream_t stream);
+void launch_normal_block(DType dtype, const BlockLaunch& launch, const NormalParams& params, cudaStream_t stream);
 // self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros (structured_kernels.cu).
 void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col_stride, const int64_t* rows,
                         int64_t cols, int64_t zeros, cudaStream_t stream);
@@ -48,6 +51,53 @@ void run_distribution(at::Tensor& self, const std::optional<at::Generator>& gene
   out.commit();
 }
 
+// One torch distribution call over the whole tensor of which `blocks` are written (validated; numel > 0):
+// reserve the whole tensor's offsets as torch does, then launch(dtype, launch, stream) for each block and piece.
+// Note [The torch stream on blocks] (csrc/torch_blocks.h), Note [The torch stream on a block] (kernels).
+template <typename Launch>
+void run_blocks(at::TensorList blocks, const std::vector<ShardMap>& maps, int64_t numel,
+                const std::optional<at::Generator>& generator, const Launch& launch) {
+  c10::cuda::CUDAGuard device_guard(blocks[0].device());
+  const DType dtype = to_dtype(blocks[0].scalar_type());
+  const DeviceLimits limits = checked_device_limits(blocks[0]);
+  // The whole tensor is contiguous: its iteration is one dimension, split as torch splits it.
+  const std::vector<IndexPiece> pieces = split_32bit_1d(numel, dtype_size(dtype));
+  std::vector<PhiloxShard> shards;
+  for (const ShardMap& map : maps) shards.push_back(map.device_shard());  // checks the dimension count
+  auto* gen = cuda_generator(generator);
+  std::vector<ReservedPiece> reserved;
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    reserved = reserve_pieces(gen, numel, pieces, dtype, limits);
+  }
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const at::Tensor& block = blocks[i];
+    if (block.numel() == 0) continue;
+    // The kernel writes the block row-major: a non-contiguous block goes through a buffer.
+    const at::Tensor buffer = block.is_contiguous() ? block : at::empty(block.sizes(), block.options());
+    for (const ReservedPiece& r : reserved) {
+      const BlockLaunch piece{buffer.data_ptr(), block.numel(), shards[i], r.piece.start, r.piece.start + r.piece.numel,
+                              r.threads,         r.philox,      limits};
+      launch(dtype, piece, stream);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    if (!buffer.is_same(block)) copy_into(block, buffer);
+  }
+}
+
+void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool mask, double threshold,
+                         at::IntArrayRef global_shape, at::IntArrayRef starts,
+                         const std::optional<at::Generator>& generator) {
+  int64_t numel = 0;
+  const std::vector<ShardMap> maps = validate_uniform_blocks(blocks, low, high, global_shape, starts, &numel);
+  if (numel == 0) return;
+  const UniformParams params{low, high, mask, threshold};
+  run_blocks(blocks, maps, numel, generator, [&](DType dtype, const BlockLaunch& piece, cudaStream_t stream) {
+    launch_uniform_block(dtype, piece, params, stream);
+  });
+}
+
 void uniform_impl(at::Tensor& self, double low, double high, bool mask, double threshold,
                   const std::optional<at::Generator>& generator) {
   if (!validate_uniform(self, low, high)) return;
@@ -73,6 +123,28 @@ void normal_cuda(at::Tensor self, double mean, double std, std::optional<at::Gen
   const NormalParams params{mean, std};
   run_distribution(self, generator, [&](DType dtype, const RandomLaunch& piece, cudaStream_t stream) {
     launch_normal(dtype, piece, params, stream);
+  });
+}
+
+void uniform_blocks_cuda(at::TensorList blocks, double low, double high, at::IntArrayRef global_shape,
+                         at::IntArrayRef starts, std::optional<at::Generator> generator) {
+  uniform_blocks_impl(blocks, low, high, /*mask=*/false, 0.0, global_shape, starts, generator);
+}
+
+void masked_uniform_blocks_cuda(at::TensorList blocks, double low, double high, double threshold,
+                                at::IntArrayRef global_shape, at::IntArrayRef starts,
+                                std::optional<at::Generator> generator) {
+  uniform_blocks_impl(blocks, low, high, /*mask=*/true, threshold, global_shape, starts, generator);
+}
+
+void normal_blocks_cuda(at::TensorList blocks, double mean, double std, at::IntArrayRef global_shape,
+                        at::IntArrayRef starts, std::optional<at::Generator> generator) {
+  int64_t numel = 0;
+  const std::vector<ShardMap> maps = validate_normal_blocks(blocks, std, global_shape, starts, &numel);
+  if (numel == 0) return;
+  const NormalParams params{mean, std};
+  run_blocks(blocks, maps, numel, generator, [&](DType dtype, const BlockLaunch& piece, cudaStream_t stream) {
+    launch_normal_block(dtype, piece, params, stream);
   });
 }
 

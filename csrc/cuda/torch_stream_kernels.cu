@@ -49,6 +49,14 @@ struct UniformTransform {
     }
     return value;
   }
+  // Lane l alone (Note [The torch stream on a block]).
+  __device__ __forceinline__ storage_t lane(const Philox4x32Counter& b, int l) const {
+    if constexpr (Ops::kUnroll == 4) {
+      return apply(curand_uniform_float(l == 0 ? b.x : l == 1 ? b.y : l == 2 ? b.z : b.w));
+    } else {
+      return l == 0 ? apply(curand_uniform_double(b.x, b.y)) : apply(curand_uniform_double(b.z, b.w));
+    }
+  }
   __device__ __forceinline__ void operator()(const Philox4x32Counter& b, storage_t* lanes) const {
     if constexpr (Ops::kUnroll == 4) {
       lanes[0] = apply(curand_uniform_float(b.x));
@@ -87,6 +95,12 @@ struct NormalTransform {
   __device__ __forceinline__ void operator()(const Philox4x32Counter& b, storage_t* lanes) const {
 #pragma unroll
     for (int p = 0; p < Ops::kUnroll / 2; ++p) pair(b, p, &lanes[2 * p], &lanes[2 * p + 1]);
+  }
+  // Lane l alone: one Box-Muller pair, of which it keeps its half (Note [The torch stream on a block]).
+  __device__ __forceinline__ storage_t lane(const Philox4x32Counter& b, int l) const {
+    storage_t first, second;
+    pair(b, l / 2, &first, &second);
+    return (l & 1) ? second : first;
   }
 };
 
@@ -208,6 +222,60 @@ __global__ void __launch_bounds__(kBlockSize)
   if (thread_max > 0) atomicMax(max_round, thread_max);
 }
 
+// Note [The torch stream on a block]
+// torch's CUDA element map (Note [torch CUDA element mapping]) is a pure function of the element's index li in
+// the iteration: thread li % S, call li / (S * U), lane (li / S) % U. So one block of a tensor (a rank's shard of
+// a DTensor) can be given exactly the values torch's call on the whole tensor writes there without computing the
+// rest: each pyinit thread takes one element of the block, finds its index in the whole tensor (contiguous,
+// row-major: shard.start and shard.global_stride), and computes the Philox block and the lane of that index. This
+// costs one Philox block per element, U times torch's Philox work per element (torch's thread shares its block
+// among U elements S apart, which a block seldom holds together), and writes nothing outside the block. The glue
+// reserves the whole tensor's offsets from the generator, as torch's call does, and launches once per 32-bit
+// piece of the whole tensor (elements outside [begin, end) are left to the other pieces' launches).
+template <typename Ops, typename Transform>
+__global__ void __launch_bounds__(kBlockSize)
+    block_kernel(typename Ops::storage_t* out, int64_t count, PhiloxShard shard, int64_t begin, int64_t end,
+                 int64_t torch_threads, PhiloxArgs philox, Transform transform) {
+  constexpr int U = Ops::kUnroll;
+  uint64_t seed, offset;
+  unpack_philox(philox, &seed, &offset);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += stride) {
+    int64_t li = e;
+    if (shard.dim > 0) {
+      int64_t rest = e;
+      li = 0;
+      for (int k = shard.dim - 1; k >= 0; --k) {
+        const int64_t size = shard.local[k];
+        const int64_t index = rest % size;
+        rest /= size;
+        li += (shard.start[k] + index) * shard.global_stride[k];
+      }
+    }
+    if (li < begin || li >= end) continue;
+    li -= begin;
+    const int64_t step = li / torch_threads;
+    const Philox4x32Counter block = torch_cuda_philox_block(seed, offset, li % torch_threads, step / U);
+    out[e] = transform.lane(block, static_cast<int>(step % U));
+  }
+}
+
+template <typename Ops, typename Transform>
+void launch_block_as(const BlockLaunch& launch, const Transform& transform, cudaStream_t stream) {
+  using storage_t = typename Ops::storage_t;
+  auto* kernel = &block_kernel<Ops, Transform>;
+  const int64_t needed = (launch.count + kBlockSize - 1) / kBlockSize;
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlockSize, 0) != cudaSuccess || per_sm < 1) {
+    per_sm = launch.limits.max_threads_per_sm / kBlockSize;
+  }
+  int64_t resident = static_cast<int64_t>(launch.limits.sm_count) * per_sm;
+  if (resident < 1) resident = 1;
+  const int64_t blocks = needed < resident ? needed : resident;
+  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.count, launch.shard,
+                                            launch.begin, launch.end, launch.torch_threads, launch.philox, transform);
+}
+
 // Blocks for pyinit's layout: one thread per (call, group) item, at most as many blocks as the GPU holds at
 // once for `kernel` (so that the grid-stride loop has no tail wave).
 template <typename Kernel>
@@ -278,31 +346,58 @@ DeviceLimits device_limits(int device) {
   return limits;
 }
 
+namespace {
+
+template <typename Ops>
+UniformTransform<Ops> uniform_transform(const UniformParams& params) {
+  // torch: from/to in scalar_t, range = (opmath)(to - from) with the subtraction in scalar_t.
+  const auto from_value = Ops::from_double(params.low);
+  const auto to_value = Ops::from_double(params.high);
+  UniformTransform<Ops> transform;
+  transform.from = Ops::widen(from_value);
+  transform.to = Ops::widen(to_value);
+  transform.range = Ops::widen(Ops::round(transform.to - transform.from));
+  transform.from_value = from_value;
+  transform.mask = params.mask;
+  // `w.abs() >= t` compares in the tensor's dtype: the threshold rounds to it.
+  transform.threshold = Ops::widen(Ops::from_double(params.threshold));
+  return transform;
+}
+
+template <typename Ops>
+NormalTransform<Ops> normal_transform(const NormalParams& params) {
+  using opmath_t = typename Ops::opmath_t;
+  // torch: mean and std cast straight to the accumulate type (float for 16-bit types).
+  return NormalTransform<Ops>{static_cast<opmath_t>(params.mean), static_cast<opmath_t>(params.std)};
+}
+
+}  // namespace
+
 void launch_uniform(DType dtype, const RandomLaunch& launch, const UniformParams& params, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto ops) {
     using Ops = decltype(ops);
-    // torch: from/to in scalar_t, range = (opmath)(to - from) with the subtraction in scalar_t.
-    const auto from_value = Ops::from_double(params.low);
-    const auto to_value = Ops::from_double(params.high);
-    UniformTransform<Ops> transform;
-    transform.from = Ops::widen(from_value);
-    transform.to = Ops::widen(to_value);
-    transform.range = Ops::widen(Ops::round(transform.to - transform.from));
-    transform.from_value = from_value;
-    transform.mask = params.mask;
-    // `w.abs() >= t` compares in the tensor's dtype: the threshold rounds to it.
-    transform.threshold = Ops::widen(Ops::from_double(params.threshold));
-    launch_distribution<Ops>(launch, transform, stream);
+    launch_distribution<Ops>(launch, uniform_transform<Ops>(params), stream);
   });
 }
 
 void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& params, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto ops) {
     using Ops = decltype(ops);
-    using opmath_t = typename Ops::opmath_t;
-    // torch: mean and std cast straight to the accumulate type (float for 16-bit types).
-    const NormalTransform<Ops> transform{static_cast<opmath_t>(params.mean), static_cast<opmath_t>(params.std)};
-    launch_distribution<Ops>(launch, transform, stream);
+    launch_distribution<Ops>(launch, normal_transform<Ops>(params), stream);
+  });
+}
+
+void launch_uniform_block(DType dtype, const BlockLaunch& launch, const UniformParams& params, cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto ops) {
+    using Ops = decltype(ops);
+    launch_block_as<Ops>(launch, uniform_transform<Ops>(params), stream);
+  });
+}
+
+void launch_normal_block(DType dtype, const BlockLaunch& launch, const NormalParams& params, cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto ops) {
+    using Ops = decltype(ops);
+    launch_block_as<Ops>(launch, normal_transform<Ops>(params), stream);
   });
 }
 
@@ -310,8 +405,7 @@ void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNor
                          cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto ops) {
     using Ops = decltype(ops);
-    using opmath_t = typename Ops::opmath_t;
-    const NormalTransform<Ops> transform{static_cast<opmath_t>(params.mean), static_cast<opmath_t>(params.std)};
+    const NormalTransform<Ops> transform = normal_transform<Ops>(NormalParams{params.mean, params.std});
     if (is_aligned16(launch.out)) {
       launch_trunc_normal_as<Ops, true>(launch, transform, params, stream);
     } else {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "pyinit/dtype.h"
+#include "pyinit/philox_shard.h"
 #include "pyinit/philox_transforms.h"
 
 namespace pyinit {
@@ -23,16 +24,6 @@ struct PhiloxCall {
   double low = 0, span = 0, threshold = 0, mean = 0, std = 0;
   PhiloxTruncParams trunc{};
   bool mask_in_tile = false;  // masked uniform on float32: the CPU tile kernel applies the mask itself
-};
-
-// Local row-major index -> global row-major index of a block of a larger tensor (dim == 0: the whole tensor),
-// as passed to a CUDA kernel. Built by ShardMap::device_shard().
-constexpr int kMaxShardDims = 8;
-struct PhiloxShard {
-  int dim = 0;
-  int64_t local[kMaxShardDims] = {};
-  int64_t start[kMaxShardDims] = {};
-  int64_t global_stride[kMaxShardDims] = {};
 };
 
 }  // namespace pyinit
