@@ -332,7 +332,7 @@ def _materialize_sharded(model: nn.Module, device: torch.device) -> nn.Module:
             "pyinit.materialize_: no recorded construction for " + ", ".join(missing)
         )
     _check_ties_kept(targets)
-    _replay_once(record, device, _shardable(record, targets))
+    _replay_once(record, device, _shardable(record, targets, device))
     model.to_empty(device=device)
     written: set[int] = set()
     with torch.no_grad():
@@ -481,9 +481,21 @@ def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tu
 # then runs that write on the blocks of its own shard (_sharding.shard_blocks): its elements
 # only, the same values (the philox stream's shard contract). Anything else that touches the
 # storage (a partial write, a read such as a copy from it, a view other than the whole tensor, a
-# torch-stream draw, which is sequential) makes it whole as before. A pending storage that another
+# torch-stream draw on CPU, which is sequential) makes it whole as before. On CUDA the torch
+# stream's uniform_, normal_ and masked_uniform_ are computed shard by shard too (Note [The torch
+# stream in the sharded replay]). A pending storage that another
 # materialize_ wants whole later is made whole then (_real_view).
 _SHARDED_REPLAY = True  # False: every storage made whole (benchmarks/sharded.py compares both)
+# The torch stream's writes computed shard by shard (Note [The torch stream in the sharded
+# replay]), and the devices where they are: CUDA, where a rank computes only its own elements. On
+# CPU the operators on blocks draw the whole tensor anyway, and the replay would draw it twice
+# (tests/test_sharded.py adds "cpu" to check the replay's logic with the CPU operators).
+_TORCH_BLOCK_WRITES = {
+    ops.uniform_.default: ops.uniform_blocks_.default,
+    ops.normal_.default: ops.normal_blocks_.default,
+    ops.masked_uniform_.default: ops.masked_uniform_blocks_.default,
+}
+_TORCH_BLOCK_REPLAY_DEVICES = frozenset({"cuda"})
 _SHARD_WRITES = frozenset(
     {
         ops.philox_uniform_.default,
@@ -534,7 +546,7 @@ def _empty_shard_arguments(entry: _Entry) -> bool:
     return True
 
 
-def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
+def _shardable(record: _Record, targets: list, device: torch.device) -> dict[int, _MetaRef]:
     """The storages a sharded materialize_ computes shard by shard (Note [Sharded replay]): the
     source of exactly one DTensor (under one name, or several: a tie FSDP2 kept) sharded after the
     block, whole and contiguous, that every
@@ -542,6 +554,9 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
     and that is written at least once."""
     if not _SHARDED_REPLAY:
         return {}
+    shard_writes = _SHARD_WRITES
+    if device.type in _TORCH_BLOCK_REPLAY_DEVICES:
+        shard_writes = shard_writes | _TORCH_BLOCK_WRITES.keys()
     holders: dict[int, set[int]] = {}  # storage -> the tensors registered from it (a kept tie: one)
     for m, name, _, source, _ in targets:
         t = _registered(m, name)
@@ -581,7 +596,7 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
                 continue
             if (
                 whole_view
-                and func in _SHARD_WRITES
+                and func in shard_writes
                 and entry.args
                 and entry.args[0] is inputs[0]
                 and _empty_shard_arguments(entry)
@@ -593,10 +608,53 @@ def _shardable(record: _Record, targets: list) -> dict[int, _MetaRef]:
     return {s: ref for s, ref in whole.items() if s in written}
 
 
+def _named(func: Any, args: tuple, kwargs: dict) -> dict:
+    """An operator call's arguments by name (those given)."""
+    return dict(zip((a.name for a in func._schema.arguments), args, strict=False)) | kwargs
+
+
+def _params(func: Any, args: tuple, kwargs: dict) -> list[float]:
+    """The numbers of a torch-stream write: its arguments but the tensor and the generator."""
+    named = _named(func, args, kwargs)
+    return [float(v) for n, v in list(named.items())[1:] if n != "generator"]
+
+
+# Note [The torch stream in the sharded replay]
+# ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+# A torch-stream write (pyinit's uniform_, normal_, masked_uniform_) of a storage the sharded
+# replay keeps pending must still move the generator at its place in the record, or every later
+# draw would shift. At that place the replay snapshots the generator (a copy with its state), then
+# runs the operator on blocks with one empty block: nothing is written and the generator moves
+# exactly as the full replay's call moves it. The pending write keeps the snapshot as its
+# generator: each rank later draws its shard's values from it (_write_blocks), the values the
+# full replay's call writes there, and a storage wanted whole after all draws them whole from it.
+def _torch_write_in_order(entry: _Entry, ref: _MetaRef, device: torch.device) -> tuple:
+    func = entry.func
+    generator = _named(func, entry.args, entry.kwargs).get("generator")
+    if generator is None:
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            generator = torch.cuda.default_generators[index]
+        else:
+            generator = torch.default_generator
+    snapshot = torch.Generator(device=generator.device)
+    snapshot.set_state(generator.get_state())
+    empty = torch.empty([0] * len(ref.shape), dtype=ref.dtype, device=device)
+    params = _params(func, entry.args, entry.kwargs)
+    _TORCH_BLOCK_WRITES[func]([empty], *params, list(ref.shape), [0] * len(ref.shape), generator)
+    return _with_args(func, entry.args, entry.kwargs, {"generator": snapshot})
+
+
 def _write_blocks(t: Tensor, pending: tuple) -> None:
     """A pending write (Note [Sharded replay]) on the blocks of DTensor `t`'s local shard."""
     _, func, args, kwargs = pending
-    _, global_shape, blocks = _sharding.shard_blocks(t)
+    local, global_shape, blocks = _sharding.shard_blocks(t)
+    if func in _TORCH_BLOCK_WRITES:  # Note [The torch stream in the sharded replay]
+        targets, starts = _sharding.block_arguments(local, blocks)
+        generator = _named(func, args, kwargs)["generator"]
+        params = _params(func, args, kwargs)
+        _TORCH_BLOCK_WRITES[func](targets, *params, list(global_shape), starts, generator)
+        return
     names = [a.name for a in func._schema.arguments]
     philox = "global_shape" in names
     for block in blocks:
@@ -623,8 +681,10 @@ def _replay(record: _Record, device: torch.device, shardable: dict[int, _MetaRef
         for entry in record.entries:
             storage = _shardable_storage(entry, shardable) if shardable else None
             if storage is not None:  # its allocation and views are skipped, its writes kept
-                if entry.func in _SHARD_WRITES:
+                if entry.func in _SHARD_WRITES or entry.func in _TORCH_BLOCK_WRITES:
                     args, kwargs = entry.args, entry.kwargs
+                    if entry.func in _TORCH_BLOCK_WRITES:
+                        args, kwargs = _torch_write_in_order(entry, shardable[storage], device)
                     if entry.draws_key:  # drawn in order, as the full replay draws it
                         key, offset = draw_key(entry.draw_from)
                         args, kwargs = _with_key(

@@ -108,6 +108,15 @@ def shard_blocks(dt: Tensor) -> tuple[Tensor, tuple[int, ...], list[Block]]:
     return local, global_shape, blocks
 
 
+def block_arguments(local: Tensor, blocks: list[Block]) -> tuple[list[Tensor], list[int]]:
+    """The `blocks` and `starts` arguments of the torch stream's operators on blocks (Note [The
+    torch stream on blocks], csrc/torch_blocks.h) for a shard: a rank with an empty shard passes its
+    empty local tensor, so that the generator still moves as the whole call moves it."""
+    if not blocks:
+        return [local], [0] * local.dim()
+    return [b.local for b in blocks], [s for b in blocks for s in b.start]
+
+
 def fill_whole(dt: Tensor, fill: Callable[[Tensor], object]) -> Tensor:
     """`fill` on a temporary of the DTensor's global shape, on every rank, as one device fills it
     (so every generator ends where one device's would); each rank keeps the elements of its shard,

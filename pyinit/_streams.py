@@ -246,9 +246,7 @@ class TorchStream(Stream):
                 and (generator is None or isinstance(generator, torch.Generator))
                 and _support.fallback_reason(local, op) is None
             ):
-                # An empty shard passes its empty local tensor: the draw still moves.
-                targets = [b.local for b in blocks] or [local]
-                starts = [s for b in blocks for s in b.start] or [0] * len(global_shape)
+                targets, starts = _sharding.block_arguments(local, blocks)
                 with torch.no_grad():
                     getattr(ops, op)(
                         targets, *(float(p) for p in params), list(global_shape), starts, generator

@@ -278,7 +278,13 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
             return eager, eager_rng, deferred, pyinit._deferred._records[-1]
 
         checked = 0
-        for stream in ("torch", "philox"):
+        # "torch+blocks": the torch stream with its writes computed shard by shard in the sharded
+        # replay as on CUDA (Note [The torch stream in the sharded replay]), here by the CPU
+        # operators on blocks.
+        for variant in ("torch", "torch+blocks", "philox"):
+            stream = variant.split("+")[0]
+            devices = frozenset({"cpu", "cuda"}) if variant == "torch+blocks" else frozenset()
+            pyinit._deferred._TORCH_BLOCK_REPLAY_DEVICES = devices
             with pyinit.stream(stream):
                 # init_module_ on an FSDP2-sharded model == on the model on one device
                 torch.manual_seed(0)
@@ -300,9 +306,10 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 pyinit.init_module_(tp, rules)
                 assert same(full_state(tp), one.state_dict()), f"tp init_module_ {stream}"
                 # deferred construction, fully_shard, materialize_ == eager construction
-                eager, eager_rng, deferred, record = deferred_fsdp2(_mlp, 0, f"fsdp2 {stream}")
-                # Note [Sharded replay]: philox and fills computed shard by shard, never whole
-                assert len(record.pending) == (6 if stream == "philox" else 2), stream
+                eager, eager_rng, deferred, record = deferred_fsdp2(_mlp, 0, f"fsdp2 {variant}")
+                # Note [Sharded replay]: philox, torch+blocks and fills computed shard by shard,
+                # never whole
+                assert len(record.pending) == (2 if variant == "torch" else 6), variant
                 assert not record.pending.keys() & record.real.keys()
                 deferred(torch.rand(4, 6)).sum().backward()  # FSDP2 still works on it
                 # tensor parallelism after and inside the deferred() block == eager construction
@@ -315,19 +322,19 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                         parallelize_module(tp, mesh, plan)
                     torch.manual_seed(0)
                     pyinit.materialize_(tp, "cpu")
-                    where = f"tp deferred {stream}, sharded {'inside' if inside else 'after'}"
+                    where = f"tp deferred {variant}, sharded {'inside' if inside else 'after'}"
                     assert same(full_state(tp), eager.state_dict()), where
                     assert torch.equal(torch.get_rng_state(), eager_rng), where
                 # a model whose tensors the sharded replay cannot all compute shard by shard
-                record = deferred_fsdp2(_mixed, 1, f"mixed {stream}")[3]
-                assert len(record.pending) == (2 if stream == "philox" else 0), stream
+                record = deferred_fsdp2(_mixed, 1, f"mixed {variant}")[3]
+                assert len(record.pending) == (0 if variant == "torch" else 2), variant
                 checked += 3
         results.put((rank, checked))
 
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_fsdp2_and_tensor_parallel_models_equal_one_device(world):
-    assert _spawn(_model_worker, world) == {r: 6 for r in range(world)}
+    assert _spawn(_model_worker, world) == {r: 9 for r in range(world)}
 
 
 # ---- ties across an FSDP2 model, fully_shard inside deferred() ----------------------------------
