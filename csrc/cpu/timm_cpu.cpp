@@ -43,19 +43,23 @@ void erfinv_affine_clamp(scalar_t* data, int64_t n, double scale_, double shift_
   const bool post = post_scale_.has_value();
   const auto post_scale = static_cast<scalar_t>(post_scale_.value_or(1.0));
   const auto post_shift = static_cast<scalar_t>(post_shift_.value_or(0.0));
+  // The loop reads copies local to the lambda's call: the closure's members would be reloaded after every store
+  // into x (which may alias them: the extension is built with -fno-strict-aliasing).
   parallel_for(0, n, kChunk, [&](int64_t begin, int64_t end) {
     const mkl::OneThread one_thread;
+    const scalar_t s = scale, t = shift, l = lo, h = hi, ps = post_scale, pt = post_shift;
+    const bool p = post;
     for (int64_t start = begin; start < end; start += kChunk) {
       const int64_t len = std::min(kChunk, end - start);
       scalar_t* x = data + start;
       mkl::erfinv(x, x, len);
       for (int64_t i = 0; i < len; ++i) {
-        scalar_t v = x[i] * scale;
-        v = v + shift;
-        v = std::min(std::max(v, lo), hi);
-        if (post) {
-          v = v * post_scale;
-          v = v + post_shift;
+        scalar_t v = x[i] * s;
+        v = v + t;
+        v = std::min(std::max(v, l), h);
+        if (p) {
+          v = v * ps;
+          v = v + pt;
         }
         x[i] = v;
       }
