@@ -48,6 +48,8 @@ void philox_normal_pick_portable(const PhiloxCall& call, const uint64_t* index, 
                                  float* dst);
 int64_t philox_reject_scan_portable(const float* v, int64_t count, float lo, float hi, int32_t* out);
 #if defined(__x86_64__) || defined(_M_X64)
+void philox_normal_pick_avx2(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream, float* dst);
+int64_t philox_reject_scan_avx2(const float* v, int64_t count, float lo, float hi, int32_t* out);
 void philox_normal_pick_avx512(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
                                float* dst);
 int64_t philox_reject_scan_avx512(const float* v, int64_t count, float lo, float hi, int32_t* out);
@@ -55,7 +57,7 @@ int64_t philox_reject_scan_avx512(const float* v, int64_t count, float lo, float
 
 // trunc_normal_ by rejection (call.trunc.rejection) on a float, half or bfloat16 tensor: the global elements
 // [g, g + n), written at local index l of the contiguous output `base` (csrc/cpu/philox_trunc_cpu.cpp), with
-// the kernels philox_isa() selected when trunc_kernels() was called (AVX2 has no pick or scan: portable).
+// the kernels philox_isa() selected when trunc_kernels() was called.
 struct PhiloxTruncKernels {
   PhiloxFloatTileFn tile;
   PhiloxNormalPickFn pick;

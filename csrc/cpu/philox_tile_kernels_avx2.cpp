@@ -5,7 +5,9 @@
 // pragma; only called when philox_isa() (cpu_isa.h) selects AVX2. See docs/philox_stream.md.
 #if defined(__x86_64__) || defined(_M_X64)
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "cpu/philox_tile_kernels.h"
 
@@ -204,6 +206,76 @@ void philox_float_tile_avx2(const PhiloxCall& call, uint64_t tile, int64_t count
 
 namespace {
 
+// The pick of up to 8 N elements index[0, count) (N vectors at once: independent dependency chains), lane for lane
+// philox_normal_float(philox_block(key, offset, tile.block, stream), tile.slot, mean, std) with tile =
+// philox_tile(index, 1), as philox_normal_pick_portable computes it.
+template <int N>
+inline void normal_pick8xN(const PhiloxCall& call, const RoundKeys& keys, const uint64_t* index, int64_t count,
+                           uint64_t stream, float* dst) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+  const __m256i stream_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+  const __m256i stream_hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
+  Block8 s[N];
+  __m256i slots[N];
+  int64_t live[N];
+  for (int v = 0; v < N; ++v) {
+    live[v] = std::max<int64_t>(0, std::min<int64_t>(8, count - 8 * v));
+    // The counters (64-bit) and slots of the 8 lanes, on the scalar side: a few operations against ten rounds.
+    alignas(32) uint32_t lo[8], hi[8], slot[8];
+    for (int b = 0; b < 8; ++b) {
+      const uint64_t g = b < live[v] ? index[8 * v + b] : 0;
+      const PhiloxTile tile = philox_tile(g, 1);
+      const uint64_t counter = call.offset + tile.block;
+      lo[b] = static_cast<uint32_t>(counter);
+      hi[b] = static_cast<uint32_t>(counter >> 32);
+      slot[b] = static_cast<uint32_t>(tile.slot);
+    }
+    s[v] = Block8{_mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
+                  _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), stream_lo, stream_hi};
+    slots[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(slot));
+  }
+  for (int round = 0; round < 10; ++round) {
+    for (int v = 0; v < N; ++v) round8(s[v], m0, m1, keys.k0[round], keys.k1[round]);
+  }
+  // philox_standard_normal_float: slots 0, 1 use the pair (x, y), slots 2, 3 the pair (z, w); odd slots the sine.
+  const __m256i one = _mm256_set1_epi32(1);
+  __m256i radius_word[N], angle_word[N];
+  __m256 sine[N];
+  for (int v = 0; v < N; ++v) {
+    const __m256i second_pair = _mm256_cmpgt_epi32(slots[v], one);
+    sine[v] = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(slots[v], one), one));
+    radius_word[v] = _mm256_blendv_epi8(s[v].x, s[v].z, second_pair);
+    angle_word[v] = _mm256_blendv_epi8(s[v].y, s[v].w, second_pair);
+  }
+  __m256 r[N], c[N], sn[N];
+  radius8xN<N>(radius_word, r);
+  cossin8xN<N>(angle_word, c, sn);
+  const __m256 mean = splat(call.mean_f), std = splat(call.std_f);
+  for (int v = 0; v < N; ++v) {
+    const __m256 value = add(mul(mul(r[v], _mm256_blendv_ps(c[v], sn[v], sine[v])), std), mean);
+    if (live[v] == 8) {
+      _mm256_storeu_ps(dst + 8 * v, value);
+    } else if (live[v] > 0) {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, value);
+      std::memcpy(dst + 8 * v, lanes, static_cast<size_t>(live[v]) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace
+
+void philox_normal_pick_avx2(const PhiloxCall& call, const uint64_t* index, int64_t count, uint64_t stream,
+                             float* dst) {
+  const RoundKeys keys(call.key);
+  int64_t i = 0;
+  for (; count - i > 16; i += 32) normal_pick8xN<4>(call, keys, index + i, count - i, stream, dst + i);
+  for (; i < count; i += 8) normal_pick8xN<1>(call, keys, index + i, count - i, stream, dst + i);
+}
+
+namespace {
+
 inline void store_words(const Block8& w, uint32_t* dst) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), w.x);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), w.y);
@@ -243,6 +315,29 @@ struct CompressTable {
 const CompressTable kCompress;
 
 }  // namespace
+
+int64_t philox_reject_scan_avx2(const float* v, int64_t count, float lo, float hi, int32_t* out) {
+  const __m256 low = splat(lo), high = splat(hi);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t m = 0, j = 0;
+  for (; j + 8 <= count; j += 8) {
+    const __m256 x = _mm256_loadu_ps(v + j);
+    // inside: lo <= x <= hi (false for NaN)
+    const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(x, low, _CMP_GE_OQ), _mm256_cmp_ps(x, high, _CMP_LE_OQ));
+    const int rejected = ~_mm256_movemask_ps(inside) & 0xFF;
+    // No branch on `rejected`: 8 lanes at m (m <= j, so inside out[0, count)), of which the first
+    // popcount(rejected) are kept.
+    const __m256i picked = _mm256_permutevar8x32_epi32(
+        lane, _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress.lanes[rejected])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + m),
+                        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j)), picked));
+    m += __builtin_popcount(static_cast<unsigned>(rejected));
+  }
+  for (; j < count; ++j) {
+    if (!(v[j] >= lo && v[j] <= hi)) out[m++] = static_cast<int32_t>(j);
+  }
+  return m;
+}
 
 int64_t sparse_scan_row_avx2(const SparseScan& scan, const uint32_t* words, int64_t width, uint32_t* low_counts,
                              uint8_t* low_bits, uint32_t* band_counts, uint32_t* band_words, uint32_t* band_cols,

@@ -31,10 +31,8 @@ int64_t philox_reject_scan_portable(const float* v, int64_t count, float lo, flo
 
 PhiloxTruncKernels trunc_kernels() {
 #if defined(__x86_64__) || defined(_M_X64)
-  return PhiloxTruncKernels{
-      PYINIT_PHILOX_KERNEL(philox_float_tile),
-      philox_variant(&philox_normal_pick_portable, &philox_normal_pick_portable, &philox_normal_pick_avx512),
-      philox_variant(&philox_reject_scan_portable, &philox_reject_scan_portable, &philox_reject_scan_avx512)};
+  return PhiloxTruncKernels{PYINIT_PHILOX_KERNEL(philox_float_tile), PYINIT_PHILOX_KERNEL(philox_normal_pick),
+                            PYINIT_PHILOX_KERNEL(philox_reject_scan)};
 #else
   return PhiloxTruncKernels{&philox_float_tile_portable, &philox_normal_pick_portable, &philox_reject_scan_portable};
 #endif
