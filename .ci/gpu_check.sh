@@ -4,7 +4,8 @@
 # PNGs under $OUT (default ./gpu-check-out) and prints a one-screen summary. Steps:
 #   1. build: MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0, full CUDAExtension, registration check (CUDA required);
 #   2. the test suite with the CUDA tests running: fails if any test is skipped for want of a GPU;
-#   3. GPU benchmarks: fp32 and bf16 at 2^26..2^30 against fill_, the many-small section;
+#   3. GPU benchmarks: fp32 and bf16 at 2^26..2^30 against fill_, the many-small section, the torch stream on
+#      one rank's shard (benchmarks/shard_blocks.py);
 #   4. the 16-core CPU figures: philox uniform_ against torch.nn.init at 2^24, 1 and 16 threads.
 # Each step has a time budget (GPU_CHECK_*_S); a step that fails is reported and the next still runs, the exit
 # status is that of the first failure. GPU_CHECK_ALLOW_NO_GPU=1 rehearses it on a machine without a GPU
@@ -70,6 +71,8 @@ fi
 
 run_step bench-gpu 240 "$PYTHON" -m benchmarks --devices cuda --sizes 26,28,30 --dtypes float32,bfloat16 \
   --sections sweep,small --no-compile --no-progress --out "$OUT" --tag gpu
+# The torch stream on one rank's shard (Note [The torch stream on a block]): blocks against the whole tensor.
+run_step bench-shard 60 "$PYTHON" -m benchmarks.shard_blocks --device cuda
 run_step bench-cpu16 120 "$PYTHON" -m benchmarks --devices cpu --sizes 24 --dtypes float32 \
   --initializers uniform_,normal_,masked_uniform_ --sections sweep,threads --thread-size 24 --no-compile \
   --no-progress --out "$OUT" --tag cpu16
@@ -77,7 +80,7 @@ run_step bench-cpu16 120 "$PYTHON" -m benchmarks --devices cpu --sizes 24 --dtyp
 echo
 echo "==== gpu-check summary ($(( $(date +%s) - start_all ))s; files in $OUT)"
 printf '%s\n' "${summary[@]}"
-for table in "$OUT/gpu.txt" "$OUT/cpu16.txt"; do
+for table in "$OUT/gpu.txt" "$OUT/bench-shard.log" "$OUT/cpu16.txt"; do
   [[ -f "$table" ]] && { echo "--- $(basename "$table")"; grep -E "fill_|% of fill|pyinit|torch.nn.init" "$table" | head -30; }
 done
 exit $status

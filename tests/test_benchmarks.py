@@ -170,3 +170,16 @@ def test_streams_are_a_dimension(tmp_path, monkeypatch):
         ("zeros_", "pyinit"),
     }
     assert {("pyinit", "torch"), ("philox", "torch")} <= set(used)
+
+
+def test_shard_blocks_runs(capsys):
+    """benchmarks/shard_blocks.py (run on the GPU machine by .ci/gpu_check.sh) runs and prints
+    every contender of both initializers, none failed."""
+    from benchmarks import shard_blocks
+
+    assert shard_blocks.main(["--device", "cpu", "--shape", "64,32", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("uniform_", "normal_"):
+        for label in ("fill_ (shard)", "torch whole", "blocks rows", "blocks cols"):
+            assert any(line.startswith(f"{name:9s} {label}") for line in out.splitlines()), label
+    assert "failed" not in out
