@@ -108,6 +108,20 @@ bool runs_here(const c10::OperatorHandle& op, const at::Tensor& self) {
 }
 
 // Converts `obj` to the schema type of `arg`; false when it is not exactly that type.
+// An exact Python int that fits in int64 (torch.ops refuses the others, or converts them its own way: the caller then
+// leaves the call to torch.ops).
+bool exact_int64(PyObject* obj, int64_t* value) {
+  if (!PyLong_CheckExact(obj)) return false;
+  int overflow = 0;
+  const long long parsed = PyLong_AsLongLongAndOverflow(obj, &overflow);
+  if (overflow != 0 || (parsed == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  *value = static_cast<int64_t>(parsed);
+  return true;
+}
+
 bool push_argument(const c10::Argument& arg, PyObject* obj, torch::jit::Stack& stack) {
   const c10::TypePtr& type = arg.type();
   switch (type->kind()) {
@@ -130,18 +144,12 @@ bool push_argument(const c10::Argument& arg, PyObject* obj, torch::jit::Stack& s
         return true;
       }
       return false;
-    case c10::TypeKind::IntType:
-      if (PyLong_CheckExact(obj)) {
-        int overflow = 0;
-        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (overflow != 0 || (value == -1 && PyErr_Occurred())) {
-          PyErr_Clear();
-          return false;
-        }
-        stack.emplace_back(static_cast<int64_t>(value));
-        return true;
-      }
-      return false;
+    case c10::TypeKind::IntType: {
+      int64_t value = 0;
+      if (!exact_int64(obj, &value)) return false;
+      stack.emplace_back(value);
+      return true;
+    }
     case c10::TypeKind::BoolType:
       if (PyBool_Check(obj)) {
         stack.emplace_back(obj == Py_True);
@@ -173,13 +181,7 @@ bool push_argument(const c10::Argument& arg, PyObject* obj, torch::jit::Stack& s
       PyObject** items = PySequence_Fast_ITEMS(obj);
       std::vector<int64_t> values(static_cast<size_t>(n));
       for (Py_ssize_t i = 0; i < n; ++i) {
-        if (!PyLong_CheckExact(items[i])) return false;
-        int overflow = 0;
-        values[i] = PyLong_AsLongLongAndOverflow(items[i], &overflow);
-        if (overflow != 0 || (values[i] == -1 && PyErr_Occurred())) {
-          PyErr_Clear();
-          return false;
-        }
+        if (!exact_int64(items[i], &values[i])) return false;
       }
       stack.emplace_back(std::move(values));
       return true;
