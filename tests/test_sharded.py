@@ -329,6 +329,25 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 record = deferred_fsdp2(_mixed, 1, f"mixed {variant}")[3]
                 assert len(record.pending) == (0 if variant == "torch" else 2), variant
                 checked += 3
+        pyinit._deferred._TORCH_BLOCK_REPLAY_DEVICES = frozenset({"cuda"})
+        # A DTensor of another shape than the tensor it replaced, made in the block from a local
+        # shard: its values are the replayed shard's, or, when no recorded operator wrote that
+        # shard, materialize_ raises (Note [Sharding inside deferred()]).
+        from torch.distributed.tensor import DTensor, Shard
+
+        for written in (False, True):
+            with pyinit.deferred():
+                odd = nn.Linear(4, 8)
+                local = torch.empty(2, 4)
+                if written:
+                    local.fill_(3.0)
+                odd.weight = nn.Parameter(DTensor.from_local(local, mesh, [Shard(0)]))
+            if written:
+                pyinit.materialize_(odd, "cpu")
+                assert torch.equal(odd.weight.to_local(), torch.full((2, 4), 3.0))
+            else:
+                with pytest.raises(RuntimeError, match="cannot tell the values of weight"):
+                    pyinit.materialize_(odd, "cpu")
         results.put((rank, checked))
 
 
