@@ -5,6 +5,7 @@ device's would (Note [DTensor shards], pyinit/_streams.py)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -481,3 +482,78 @@ def _tie_worker(rank: int, world: int, port: int, results) -> None:
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_fsdp2_ties_and_sharding_inside_deferred_equal_one_device(world):
     assert _spawn(_tie_worker, world) == {r: 9 for r in range(world)}
+
+
+# ---- the torch stream on each rank's elements only (CUDA) -------------------------------------
+
+# The torch stream's initializers that run the operators on blocks (Note [The torch stream on
+# blocks], csrc/torch_blocks.h); on CUDA each rank computes only its own elements.
+_BLOCK_INITIALIZERS = [
+    ("uniform_", {"a": -1.0, "b": 2.0}),
+    ("normal_", {"std": 0.5}),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}),
+    ("xavier_normal_", {}),
+    ("masked_uniform_", {}),
+]
+
+
+def _blocks_worker(device: str, rank: int, world: int, port: int, results) -> None:
+    """Two ranks on one device (gloo, no collective in the calls; on CUDA both on GPU 0): DTensors
+    made from local shards (DTensor.from_local, so nothing is scattered), initialized in the torch
+    stream, each compared with its block of the tensor initialized whole on the same device from the
+    same seed, and the device's generator with one device's."""
+    with _gloo(rank, world, port):
+        import warnings
+
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import DTensor, Shard
+
+        import pyinit
+
+        warnings.simplefilter("error", pyinit.PyinitFallbackWarning)
+        torch.set_num_threads(1)
+        if device == "cuda":
+            torch.cuda.set_device(0)
+        rng_state = torch.cuda.get_rng_state if device == "cuda" else torch.get_rng_state
+        mesh = init_device_mesh(device, (world,))
+        checked = 0
+        # around torch's CUDA grid (S * U = 1_081_344 on an H100/H200), uneven and column shards
+        for shape, dim in [((1100, 1000), 0), ((1100, 1000), 1), ((7, 5), 0), ((3, 270_337), 1)]:
+            for name, kwargs in _BLOCK_INITIALIZERS:
+                fn = getattr(pyinit, name)
+                torch.manual_seed(99)
+                full = torch.empty(shape, device=device)
+                fn(full, **kwargs)
+                state_one_device = rng_state()
+                expected = torch.tensor_split(full, world, dim=dim)[rank]  # Shard's chunks here
+                local = torch.full(expected.shape, float("nan"), device=device)
+                dt = DTensor.from_local(
+                    local, mesh, [Shard(dim)], run_check=False, shape=shape, stride=full.stride()
+                )
+                torch.manual_seed(99)
+                with _CountCollectives() as counter:
+                    fn(dt, **kwargs)
+                where = f"{name} {device} {shape} Shard({dim}) rank {rank}/{world}"
+                assert counter.count == 0, where
+                assert torch.equal(dt.to_local(), expected), where
+                assert torch.equal(rng_state(), state_one_device), where
+                checked += 1
+        results.put((rank, checked))
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=(
+                pytest.mark.cuda,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+            ),
+        ),
+    ],
+)
+def test_torch_stream_blocks_equal_one_device(device):
+    counts = _spawn(functools.partial(_blocks_worker, device), 2)
+    assert counts == {0: 20, 1: 20}
