@@ -10,8 +10,10 @@
 // the values that torch's own call on the whole tensor writes there, draws from the generator what that call
 // draws, and leaves it where that call leaves it. A rank with an empty shard passes its empty local tensor: the
 // generator still moves. On CUDA each block's elements are computed alone (Note [The torch stream on a block],
-// csrc/cuda/torch_stream_kernels.cu). On CPU torch's generator is one sequence of words, so the whole tensor is
-// drawn into a temporary and each block copied from it.
+// csrc/cuda/torch_stream_kernels.cu). On CPU torch's generator is one sequence of words, so the whole tensor's
+// words are drawn; uniform_ and masked_uniform_ compute only the blocks' elements from them, straight into the
+// blocks, and normal_ (whose Box-Muller pairs elements 8 apart, and recomputes a partial last block of 16) draws the
+// whole tensor into a temporary and copies each block from it.
 
 #include <ATen/ATen.h>
 

@@ -116,8 +116,9 @@ class Stream:
 # index). The torch stream's uniform_, normal_ and masked_uniform_ run pyinit::<op>blocks_ on the
 # shard's blocks (Note [The torch stream on blocks], csrc/torch_blocks.h): on CUDA each rank
 # computes its own elements only (torch's CUDA element map is a function of the index); on CPU
-# the operator draws the whole tensor and keeps the blocks, since torch's CPU generator is
-# sequential (a temporary of the full tensor's size, and the full draw's time, per rank). Its
+# every rank draws the whole tensor's words, torch's CPU generator being sequential (the full
+# draw's time per rank; normal_ also a temporary of the full tensor's size), and computes its
+# blocks' elements. Its
 # other primitives draw the whole tensor here and keep the shard. Either way every rank's
 # generator ends where one device's would.
 _PRIMITIVES = ("uniform_", "normal_", "trunc_normal_", "masked_uniform_", "sparse_")

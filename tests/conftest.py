@@ -25,3 +25,15 @@ def threads(request):
     torch.set_num_threads(request.param)
     yield request.param
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(params=["pipeline", "jump"])
+def draw(request):
+    """The torch stream's CPU draw: the serial producer pipeline for every draw (no draw reaches the
+    threshold), or the jump-ahead parallel draw for every draw (threshold 0 words, no jump cost;
+    taken from 2 threads)."""
+    from pyinit._ops import _C
+
+    previous = _C._set_torch_stream_jump(*((0, 0, 2) if request.param == "jump" else (2**62, 1, 2)))
+    yield request.param
+    _C._set_torch_stream_jump(*previous)

@@ -97,17 +97,6 @@ def _one_call_each(kind, tensors, p1, p2, generator):
         getattr(ops, f"{kind}_")(t, a, b, generator)
 
 
-@pytest.fixture(params=["pipeline", "jump"])
-def draw(request):
-    """The serial producer pipeline for every run (no run reaches the threshold), or the jump-ahead
-    parallel draw for every run (threshold 0 words, no jump cost; runs take it from 2 threads)."""
-    from pyinit._ops import _C
-
-    previous = _C._set_torch_stream_jump(*((0, 0, 2) if request.param == "jump" else (2**62, 1, 2)))
-    yield request.param
-    _C._set_torch_stream_jump(*previous)
-
-
 @pytest.mark.parametrize("kind", ["uniform", "normal"])
 def test_fused_runs_equal_one_call_per_tensor(kind, threads, draw):
     many, single = _run_tensors(kind), _run_tensors(kind)

@@ -83,6 +83,24 @@ def test_blocks_equal_the_whole_call(op, layout, dtype, device):
     _check(op, device, dtype, shape, blocks)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        [((0, 0), (150, 257)), ((150, 0), (150, 257))],  # rows
+        [((0, 100), (300, 64))],  # a column shard: one run per row
+        [((40, 0), (40, 257)), ((190, 0), (40, 257))],  # a _StridedShard's two blocks
+        [((0, 0), (300, 130)), ((10, 120), (200, 137))],  # overlapping blocks, each written
+    ],
+    ids=["rows", "columns", "strided", "overlapping"],
+)
+@pytest.mark.parametrize("op", list(CALLS))
+def test_cpu_draws_at_every_thread_count(op, layout, threads, draw):
+    """CPU: the whole tensor's words in parallel ranges (pieces that cross the blocks' runs) or
+    through the pipeline, each block's elements written straight from them."""
+    _check(op, "cpu", torch.float32, (300, 257), layout)
+    _check(op, "cpu", torch.float64, (300, 257), layout)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op", list(CALLS))
 def test_non_contiguous_block(op, device):

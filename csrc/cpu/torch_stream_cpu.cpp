@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -339,16 +340,62 @@ void draw_whole_then_copy(at::TensorList blocks, at::IntArrayRef global_shape, a
   }
 }
 
+// uniform_ on blocks: the whole tensor's words are drawn (parallel ranges or the pipeline, as uniform_ draws them),
+// and only the blocks' elements are computed, straight into the blocks: no temporary of the whole tensor. A block
+// is a set of runs of consecutive global indices (ShardMap::for_each_run); each piece of the draw writes the parts
+// of the runs it covers. Non-contiguous blocks go through a buffer.
 void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool mask, double threshold,
                          at::IntArrayRef global_shape, at::IntArrayRef starts,
                          const std::optional<at::Generator>& generator) {
   int64_t numel = 0;
-  validate_uniform_blocks(blocks, low, high, global_shape, starts, &numel);
+  const std::vector<ShardMap> maps = validate_uniform_blocks(blocks, low, high, global_shape, starts, &numel);
   if (numel == 0) return;
-  draw_whole_then_copy(blocks, global_shape, starts, generator,
-                       [&](at::CPUGeneratorImpl* gen, const at::Tensor& whole, MemoryOrderOutput& out) {
-                         uniform_locked(gen, out, whole.scalar_type(), low, high, mask, threshold);
-                       });
+  const auto dtype = blocks[0].scalar_type();
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+  struct Run {
+    int64_t global, length;
+    char* out;
+  };
+  std::vector<at::Tensor> buffers;
+  std::vector<Run> runs;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const at::Tensor& block = blocks[i];
+    buffers.push_back(block.is_contiguous() ? block : at::empty(block.sizes(), block.options()));
+    char* base = static_cast<char*>(buffers.back().data_ptr());
+    maps[i].for_each_run(0, block.numel(), [&](int64_t l, uint64_t g, int64_t count) {
+      runs.push_back(Run{static_cast<int64_t>(g), count, base + l * element});
+    });
+  }
+  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.global < b.global; });
+  // Runs may overlap (blocks that overlap): each is written on its own. ends[k]: the largest run end among
+  // runs[0..k], so that the first run reaching past `begin` is found by binary search.
+  std::vector<int64_t> ends(runs.size());
+  for (size_t k = 0; k < runs.size(); ++k) {
+    ends[k] = std::max(k > 0 ? ends[k - 1] : int64_t{0}, runs[k].global + runs[k].length);
+  }
+  const auto& kernels = torch_stream_kernels();
+  const int64_t words_per_element = torch_words_per_element(dtype);
+  auto* gen = cpu_generator(generator);
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    draw_elements(
+        gen, /*words=*/nullptr, numel, words_per_element, /*align=*/1,
+        [&](int64_t begin, int64_t end, const uint32_t* w) {
+          size_t k = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
+          for (; k < runs.size() && runs[k].global < end; ++k) {
+            const Run& run = runs[k];
+            const int64_t first = std::max(begin, run.global), last = std::min(end, run.global + run.length);
+            if (first >= last) continue;
+            kernels.uniform_from_words(dtype, run.out + (first - run.global) * element,
+                                       w + (first - begin) * words_per_element, 0, last - first, low, high, mask,
+                                       threshold);
+          }
+        },
+        torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (!buffers[i].is_same(blocks[i])) copy_into(blocks[i], buffers[i]);
+  }
 }
 
 }  // namespace
