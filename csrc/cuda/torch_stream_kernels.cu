@@ -260,36 +260,34 @@ __global__ void __launch_bounds__(kBlockSize)
   }
 }
 
-template <typename Ops, typename Transform>
-void launch_block_as(const BlockLaunch& launch, const Transform& transform, cudaStream_t stream) {
-  using storage_t = typename Ops::storage_t;
-  auto* kernel = &block_kernel<Ops, Transform>;
-  const int64_t needed = (launch.count + kBlockSize - 1) / kBlockSize;
+// `needed` blocks of kBlockSize threads, capped at as many as the GPU holds at once for `kernel` (so that its
+// grid-stride loop has no tail wave).
+template <typename Kernel>
+int64_t resident_grid(int64_t needed, const DeviceLimits& limits, Kernel kernel) {
   int per_sm = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlockSize, 0) != cudaSuccess || per_sm < 1) {
-    per_sm = launch.limits.max_threads_per_sm / kBlockSize;
+    per_sm = limits.max_threads_per_sm / kBlockSize;
   }
-  int64_t resident = static_cast<int64_t>(launch.limits.sm_count) * per_sm;
+  int64_t resident = static_cast<int64_t>(limits.sm_count) * per_sm;
   if (resident < 1) resident = 1;
-  const int64_t blocks = needed < resident ? needed : resident;
-  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.count, launch.shard,
-                                            launch.begin, launch.end, launch.torch_threads, launch.philox, transform);
+  return needed < resident ? needed : resident;
 }
 
-// Blocks for pyinit's layout: one thread per (call, group) item, at most as many blocks as the GPU holds at
-// once for `kernel` (so that the grid-stride loop has no tail wave).
+// Blocks for pyinit's layout: one thread per (call, group) item (resident_grid).
 template <typename Kernel>
 int64_t grid_for(const RandomLaunch& launch, int unroll, int group, Kernel kernel) {
   const int64_t groups = launch.torch_threads / group;
   const int64_t calls = (launch.numel - 1) / (launch.torch_threads * unroll) + 1;
-  const int64_t needed = (groups * calls + kBlockSize - 1) / kBlockSize;
-  int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlockSize, 0) != cudaSuccess || per_sm < 1) {
-    per_sm = launch.limits.max_threads_per_sm / kBlockSize;
-  }
-  int64_t resident = static_cast<int64_t>(launch.limits.sm_count) * per_sm;
-  if (resident < 1) resident = 1;
-  return needed < resident ? needed : resident;
+  return resident_grid((groups * calls + kBlockSize - 1) / kBlockSize, launch.limits, kernel);
+}
+
+template <typename Ops, typename Transform>
+void launch_block_as(const BlockLaunch& launch, const Transform& transform, cudaStream_t stream) {
+  using storage_t = typename Ops::storage_t;
+  auto* kernel = &block_kernel<Ops, Transform>;
+  const int64_t blocks = resident_grid((launch.count + kBlockSize - 1) / kBlockSize, launch.limits, kernel);
+  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.count, launch.shard,
+                                            launch.begin, launch.end, launch.torch_threads, launch.philox, transform);
 }
 
 template <typename Ops, typename Transform, bool kAligned>
