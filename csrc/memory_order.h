@@ -97,4 +97,22 @@ class MemoryOrderOutput {
   at::Tensor buffer_;
 };
 
+// A contiguous buffer standing for `self` in row-major order (the order of the kernels that address elements by
+// row-major index: the philox stream's, the torch stream's on blocks): self itself when contiguous, else a
+// temporary that commit() copies back. Write into data(), then call commit().
+class RowMajorOutput {
+ public:
+  explicit RowMajorOutput(const at::Tensor& self)
+      : self_(self), buffer_(self.is_contiguous() ? self : at::empty(self.sizes(), self.options())) {}
+  void* data() const { return buffer_.data_ptr(); }
+  int64_t numel() const { return buffer_.numel(); }
+  void commit() {
+    if (!buffer_.is_same(self_)) copy_into(self_, buffer_);
+  }
+
+ private:
+  at::Tensor self_;
+  at::Tensor buffer_;
+};
+
 }  // namespace pyinit

@@ -37,12 +37,12 @@ PhiloxBitsTileFn bits_tile_kernel() { return PYINIT_PHILOX_KERNEL(philox_bits_ti
 template <typename F>
 void philox_launch(at::Tensor& self, const ShardMap& map, F&& fill) {
   if (!has_elements_to_write(self)) return;
-  at::Tensor buffer = self.is_contiguous() ? self : at::empty(self.sizes(), self.options());
-  char* base = static_cast<char*>(buffer.data_ptr());
-  parallel_for(0, buffer.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
+  RowMajorOutput out(self);
+  char* base = static_cast<char*>(out.data());
+  parallel_for(0, out.numel(), kPhiloxGrain, [&](int64_t begin, int64_t end) {
     map.for_each_run(begin, end, [&](int64_t l, uint64_t g, int64_t n) { fill(base, l, g, n); });
   });
-  if (!buffer.is_same(self)) copy_into(self, buffer);
+  out.commit();
 }
 
 // A run [g, g + n) written at local index l: whole tiles through `tile(l, tile_index)`, the rest element by

@@ -320,26 +320,6 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
 
 namespace {
 
-// The whole tensor (contiguous, as the one-device tensor a DTensor stands for) drawn by `draw` under the
-// generator's lock, then each block copied from it.
-template <typename Draw>
-void draw_whole_then_copy(at::TensorList blocks, at::IntArrayRef global_shape, at::IntArrayRef starts,
-                          const std::optional<at::Generator>& generator, const Draw& draw) {
-  const at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
-  auto* gen = cpu_generator(generator);
-  {
-    MemoryOrderOutput out(whole);
-    std::lock_guard<std::mutex> lock(gen->mutex_);
-    draw(gen, whole, out);
-  }
-  const int64_t dim = whole.dim();
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    at::Tensor view = whole;
-    for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
-    copy_into(blocks[i], view);
-  }
-}
-
 // uniform_ on blocks: the whole tensor's words are drawn (parallel ranges or the pipeline, as uniform_ draws them),
 // and only the blocks' elements are computed, straight into the blocks: no temporary of the whole tensor. A block
 // is a set of runs of consecutive global indices (ShardMap::for_each_run); each piece of the draw writes the parts
@@ -356,12 +336,12 @@ void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool ma
     int64_t global, length;
     char* out;
   };
-  std::vector<at::Tensor> buffers;
+  std::vector<RowMajorOutput> outs;
   std::vector<Run> runs;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const at::Tensor& block = blocks[i];
-    buffers.push_back(block.is_contiguous() ? block : at::empty(block.sizes(), block.options()));
-    char* base = static_cast<char*>(buffers.back().data_ptr());
+    outs.emplace_back(block);
+    char* base = static_cast<char*>(outs.back().data());
     maps[i].for_each_run(0, block.numel(), [&](int64_t l, uint64_t g, int64_t count) {
       runs.push_back(Run{static_cast<int64_t>(g), count, base + l * element});
     });
@@ -393,9 +373,7 @@ void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool ma
         },
         torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
   }
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    if (!buffers[i].is_same(blocks[i])) copy_into(blocks[i], buffers[i]);
-  }
+  for (RowMajorOutput& out : outs) out.commit();
 }
 
 }  // namespace
@@ -416,10 +394,20 @@ void normal_blocks_cpu(at::TensorList blocks, double mean, double std, at::IntAr
   int64_t numel = 0;
   validate_normal_blocks(blocks, std, global_shape, starts, &numel);
   if (numel == 0) return;
-  draw_whole_then_copy(blocks, global_shape, starts, generator,
-                       [&](at::CPUGeneratorImpl* gen, const at::Tensor& whole, MemoryOrderOutput& out) {
-                         normal_locked(gen, whole, out, mean, std);
-                       });
+  // The whole tensor (contiguous, as the one-device tensor a DTensor stands for), then each block copied from it.
+  const at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
+  auto* gen = cpu_generator(generator);
+  {
+    MemoryOrderOutput out(whole);
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    normal_locked(gen, whole, out, mean, std);
+  }
+  const int64_t dim = whole.dim();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    at::Tensor view = whole;
+    for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
+    copy_into(blocks[i], view);
+  }
 }
 
 }  // namespace pyinit::cpu

@@ -27,12 +27,11 @@ void run(at::Tensor& self, const PhiloxCall& call, at::IntArrayRef global_shape,
   const PhiloxShard shard = ShardMap(self, global_shape, start).device_shard();
   if (!has_elements_to_write(self)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
-  at::Tensor buffer = self.is_contiguous() ? self : at::empty(self.sizes(), self.options());
-  const cudaError_t error =
-      launch_philox(buffer.data_ptr(), buffer.numel(), call, shard, c10::cuda::getCurrentCUDAStream());
+  RowMajorOutput out(self);
+  const cudaError_t error = launch_philox(out.data(), out.numel(), call, shard, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_CHECK(error);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  if (!buffer.is_same(self)) copy_into(self, buffer);
+  out.commit();
 }
 
 }  // namespace

@@ -74,15 +74,14 @@ void run_blocks(at::TensorList blocks, const std::vector<ShardMap>& maps, int64_
   for (size_t i = 0; i < blocks.size(); ++i) {
     const at::Tensor& block = blocks[i];
     if (block.numel() == 0) continue;
-    // The kernel writes the block row-major: a non-contiguous block goes through a buffer.
-    const at::Tensor buffer = block.is_contiguous() ? block : at::empty(block.sizes(), block.options());
+    RowMajorOutput out(block);  // the kernel writes the block row-major
     for (const ReservedPiece& r : reserved) {
-      const BlockLaunch piece{buffer.data_ptr(), block.numel(), shards[i], r.piece.start, r.piece.start + r.piece.numel,
-                              r.threads,         r.philox,      limits};
+      const BlockLaunch piece{out.data(), block.numel(), shards[i], r.piece.start, r.piece.start + r.piece.numel,
+                              r.threads,  r.philox,      limits};
       launch(dtype, piece, stream);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-    if (!buffer.is_same(block)) copy_into(block, buffer);
+    out.commit();
   }
 }
 
