@@ -37,7 +37,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from . import _patch, _sharding, _support
 from ._ops import ops
-from ._streams import _signed, draw_key
+from ._streams import _BLOCK_OPS, _signed, default_generator, draw_key
 from ._support import fallback_reason
 
 __all__ = ["deferred", "materialize_"]
@@ -488,12 +488,11 @@ def _with_key(func: Any, args: tuple, kwargs: dict, key: int, offset: int) -> tu
 _SHARDED_REPLAY = True  # False: every storage made whole (benchmarks/sharded.py compares both)
 # The torch stream's writes computed shard by shard (Note [The torch stream in the sharded
 # replay]), and the devices where they are: CUDA, where a rank computes only its own elements. On
-# CPU the operators on blocks draw the whole tensor anyway, and the replay would draw it twice
-# (tests/test_sharded.py adds "cpu" to check the replay's logic with the CPU operators).
+# CPU the operators on blocks draw every word of the tensor anyway, and the replay would draw them
+# twice (tests/test_sharded.py adds "cpu" to check the replay's logic with the CPU operators).
 _TORCH_BLOCK_WRITES = {
-    ops.uniform_.default: ops.uniform_blocks_.default,
-    ops.normal_.default: ops.normal_blocks_.default,
-    ops.masked_uniform_.default: ops.masked_uniform_blocks_.default,
+    getattr(ops, single).default: getattr(ops, on_blocks).default
+    for single, on_blocks in _BLOCK_OPS.items()
 }
 _TORCH_BLOCK_REPLAY_DEVICES = frozenset({"cuda"})
 _SHARD_WRITES = frozenset(
@@ -632,11 +631,7 @@ def _torch_write_in_order(entry: _Entry, ref: _MetaRef, device: torch.device) ->
     func = entry.func
     generator = _named(func, entry.args, entry.kwargs).get("generator")
     if generator is None:
-        if device.type == "cuda":
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            generator = torch.cuda.default_generators[index]
-        else:
-            generator = torch.default_generator
+        generator = default_generator(device)
     snapshot = torch.Generator(device=generator.device)
     snapshot.set_state(generator.get_state())
     empty = torch.empty([0] * len(ref.shape), dtype=ref.dtype, device=device)

@@ -118,12 +118,25 @@ class Stream:
 # computes its own elements only (torch's CUDA element map is a function of the index); on CPU
 # every rank draws the whole tensor's words, torch's CPU generator being sequential (the full
 # draw's time per rank; normal_ also a temporary of the full tensor's size), and computes its
-# blocks' elements. Its
-# other primitives draw the whole tensor here and keep the shard. Either way every rank's
-# generator ends where one device's would.
+# blocks' elements. Its other primitives draw the whole tensor here and keep the shard. Either way
+# every rank's generator ends where one device's would.
 _PRIMITIVES = ("uniform_", "normal_", "trunc_normal_", "masked_uniform_", "sparse_")
 # Arguments of each primitive after the tensor, before the optional generator.
 _ARITY = {"uniform_": 2, "normal_": 2, "trunc_normal_": 4, "masked_uniform_": 3, "sparse_": 2}
+
+
+def _call_generator(primitive: str, args: tuple, kwargs: dict) -> Any:
+    """The generator a primitive's call (its arguments after the tensor) was given, else None."""
+    return kwargs.get("generator", args[-1] if len(args) > _ARITY[primitive] else None)
+
+
+def default_generator(device: torch.device) -> torch.Generator:
+    """The default generator torch's operators draw from on `device` (CUDA: the device's own, the
+    current device when it has no index)."""
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return torch.cuda.default_generators[index]
+    return torch.default_generator
 
 
 def _dtensor_aware(cls: type) -> type:
@@ -232,13 +245,14 @@ class TorchStream(Stream):
     def _on_dtensor(self, primitive: str, dt: Tensor, args: tuple, kwargs: dict) -> Tensor:
         """uniform_, normal_ and masked_uniform_ run pyinit::<primitive>blocks_ on the blocks of
         the rank's shard: on CUDA each rank computes only its own elements; on CPU the operator
-        draws the whole tensor (the generator is one sequence) and keeps the blocks. The other
+        draws every word of the tensor (the generator is one sequence) and computes the blocks'
+        elements (Note [The torch stream on blocks], csrc/torch_blocks.h). The other
         primitives, and what that operator cannot take (a dtype, an argument torch refuses, a
         fallback), draw the whole tensor here (Note [DTensor shards])."""
         op = _BLOCK_OPS.get(primitive)
         if op is not None:
             local, global_shape, blocks = _sharding.shard_blocks(dt)
-            generator = kwargs.get("generator", args[-1] if len(args) > _ARITY[primitive] else None)
+            generator = _call_generator(primitive, args, kwargs)
             params = args[: _ARITY[primitive]]
             if (
                 len(params) == _ARITY[primitive]
@@ -425,8 +439,7 @@ class _GivenBack:
         self.restores = [_generator_restorer(g)]
         device = None if self.tensor is None else self.tensor.device
         if self.generator is None and device is not None and device.type == "cuda":
-            index = torch.cuda.current_device() if device.index is None else device.index
-            self.restores.append(_generator_restorer(torch.cuda.default_generators[index]))
+            self.restores.append(_generator_restorer(default_generator(device)))
 
     def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
         if kind is not None:
@@ -535,7 +548,7 @@ class PhiloxStream(Stream):
         if self.shard is not None:
             raise ValueError("pyinit: a DTensor inside init_shard_ (the shard is given twice)")
         local, global_shape, blocks = _sharding.shard_blocks(dt)
-        generator = kwargs.get("generator", args[-1] if len(args) > _ARITY[primitive] else None)
+        generator = _call_generator(primitive, args, kwargs)
         with self._call_key(generator) as key:
             proxy = torch.empty(global_shape, dtype=local.dtype, device="meta")
             for block in blocks:
