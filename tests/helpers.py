@@ -6,6 +6,9 @@ are skipped without a GPU, so one table runs on both devices and CI lists what i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -137,3 +140,18 @@ def same_construction(build, patch, label: str, strict: bool = True) -> None:
     assert ours.keys() == theirs.keys()
     for name, value in theirs.items():
         assert bitwise_equal(ours[name].detach(), value.detach()), f"{label}.{name}"
+
+
+def assert_passes_at_capabilities(script: str, python_args=(), capabilities=("default", "avx2")):
+    """Runs `script` in a fresh interpreter at each ATen CPU capability (ATEN_CPU_CAPABILITY, which
+    also picks pyinit's CPU kernels) and asserts that it exits 0 there."""
+    for capability in capabilities:
+        env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
+        run = subprocess.run(
+            [sys.executable, *python_args, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, (capability, run.stdout, run.stderr)

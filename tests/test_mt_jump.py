@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.init as tinit
-from helpers import DTYPES, bitwise_equal, differing, dtypes
+from helpers import DTYPES, assert_passes_at_capabilities, bitwise_equal, differing, dtypes
 
 import pyinit
 from pyinit import _C
@@ -154,3 +154,47 @@ def test_default_threshold(threads, name, dtype):
     # Past the default size threshold (2^22 words; 4 threads pass the thread threshold too), 2-D
     # and not a multiple of 16.
     _run(name, (2053, 2047), dtype, 101, use_generator=True)
+
+
+def test_fused_uniform_at_every_capability():
+    # uniform_ / masked_uniform_ / uniform_many_ of one word per element write straight from the
+    # engine (draw_uniform: the AVX2 float kernel tempers in registers, every other dtype and the
+    # DEFAULT capability temper into a 624-word buffer): serially at 1 thread, in parallel ranges at
+    # 2, at each ATen capability, sizes around the 624-word state and the 8-lane vectors, with words
+    # drawn before the call.
+    script = (
+        "import torch, pyinit, torch.nn.init as t\n"
+        "from pyinit import _C\n"
+        "bad = []\n"
+        "lo, hi = [-k - 1.0 for k in range(3)], [k + 1.0 for k in range(3)]\n"
+        "def same(a, b):\n"
+        "    return torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))\n"
+        "for threads, jump in ((1, (2**62, 1, 2)), (2, (0, 0, 2)), (2, (0, 700, 2))):\n"
+        "    torch.set_num_threads(threads)\n"
+        "    _C._set_torch_stream_jump(*jump)\n"
+        "    for dtype in (torch.float32, torch.float16, torch.bfloat16):\n"
+        "        for n in (1, 7, 9, 623, 624, 625, 1255, 40003):\n"
+        "            for predrawn in (0, 5, 624):\n"
+        "                outs, states = [], []\n"
+        "                for lib in (t, pyinit):\n"
+        "                    torch.manual_seed(3)\n"
+        "                    torch.empty(predrawn).uniform_()\n"
+        "                    x, y = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)\n"
+        "                    lib.uniform_(x, -2.5, 4.0)\n"
+        "                    if lib is t:\n"
+        "                        t.uniform_(y, -10.0, 10.0); y.mul_(y.abs() >= 5.0)\n"
+        "                        ws = [torch.empty(n + 3 * k, dtype=dtype) for k in range(3)]\n"
+        "                        for k, w in enumerate(ws): t.uniform_(w, -k - 1.0, k + 1.0)\n"
+        "                    else:\n"
+        "                        pyinit.masked_uniform_(y)\n"
+        "                        ws = [torch.empty(n + 3 * k, dtype=dtype) for k in range(3)]\n"
+        "                        torch.ops.pyinit.uniform_many_(ws, lo, hi, None)\n"
+        "                    outs.append([x, y] + ws)\n"
+        "                    states.append(torch.get_rng_state())\n"
+        "                ok = all(same(a, b) for a, b in zip(*outs)) and torch.equal(*states)\n"
+        "                if not ok:\n"
+        "                    bad.append((threads, jump, dtype, n, predrawn))\n"
+        "print(torch.backends.cpu.get_cpu_capability(), bad[:5])\n"
+        "raise SystemExit(1 if bad else 0)\n"
+    )
+    assert_passes_at_capabilities(script)

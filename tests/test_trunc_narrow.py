@@ -7,15 +7,12 @@ with the other torch-stream primitives in tests/test_mt_jump.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
 import torch
 import torch.nn.init as tinit
-from helpers import DTYPES, bitwise_equal, differing
+from helpers import DTYPES, assert_passes_at_capabilities, bitwise_equal, differing
 
 import pyinit
 from pyinit import _support
@@ -162,13 +159,4 @@ def test_cpu_capabilities():
         "print(torch.backends.cpu.get_cpu_capability(), bad)\n"
         "raise SystemExit(1 if bad else 0)\n"
     )
-    for capability in ("default", "avx2"):
-        env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
-        run = subprocess.run(
-            [sys.executable, "-W", "error::UserWarning", "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert run.returncode == 0, (capability, run.stdout, run.stderr)
+    assert_passes_at_capabilities(script, python_args=("-W", "error::UserWarning"))

@@ -26,20 +26,24 @@ inline void mt19937_twist(uint32_t* state) {
   state[N - 1] = state[M - 1] ^ twist(state[N - 1], state[0]);
 }
 
-inline void mt19937_temper(const uint32_t* state, uint32_t* out, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    uint32_t y = state[i];
-    y ^= (y >> 11);
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= (y >> 18);
-    out[i] = y;
-  }
+inline uint32_t mt19937_temper_word(uint32_t y) {
+  y ^= (y >> 11);
+  y ^= (y << 7) & 0x9d2c5680u;
+  y ^= (y << 15) & 0xefc60000u;
+  y ^= (y >> 18);
+  return y;
 }
 
-// Writes the next `count` words of `engine` to `out` and advances the engine past them.
-inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
-  at::mt19937_data_pod pod = engine.data();
+inline void mt19937_temper(const uint32_t* state, uint32_t* out, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) out[i] = mt19937_temper_word(state[i]);
+}
+
+// The next `count` words of the engine whose data is `pod`, handed to emit(state_words, n) in order, in pieces of
+// at most 624 (one twist's state): state_words[0, n) are the pieces' words *before tempering*
+// (mt19937_temper_word), so that emit can temper, transform and store them in one pass while the state is in L1.
+// Advances `pod` past them.
+template <typename Emit>
+inline void mt19937_draw_untempered(at::mt19937_data_pod& pod, int64_t count, const Emit& emit) {
   // at::mt19937 decrements left_ before each word and twists when it reaches 0, so left_ - 1 words remain
   // in the current state, starting at next_.
   int64_t available = pod.left_ - 1;
@@ -51,13 +55,21 @@ inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
       available = at::MERSENNE_STATE_N;
     }
     const int64_t take = count < available ? count : available;
-    mt19937_temper(pod.state_.data() + pod.next_, out, take);
-    out += take;
+    emit(static_cast<const uint32_t*>(pod.state_.data() + pod.next_), take);
     count -= take;
     available -= take;
     pod.next_ += static_cast<uint32_t>(take);
     pod.left_ -= static_cast<int>(take);
   }
+}
+
+// Writes the next `count` words of `engine` to `out` and advances the engine past them.
+inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
+  at::mt19937_data_pod pod = engine.data();
+  mt19937_draw_untempered(pod, count, [&](const uint32_t* state, int64_t n) {
+    mt19937_temper(state, out, n);
+    out += n;
+  });
   engine.set_data(pod);
 }
 

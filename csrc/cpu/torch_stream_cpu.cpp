@@ -82,7 +82,21 @@ void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::Scala
   const auto& kernels = torch_stream_kernels();
   const int64_t n = out.numel();
   const int64_t words_per_element = torch_words_per_element(dtype);
-  // In place for float/double; half/bfloat16 output is too small, so their words go through a ring.
+  const int64_t min_threads = torch_stream_jump_min_threads_early().load(std::memory_order_relaxed);
+  // One word per element: the words go straight from the engine into values (draw_uniform), never stored.
+  if (words_per_element == 1 && draw_fused(
+                                    gen, n, /*align=*/1,
+                                    [&](at::mt19937& engine, int64_t first, int64_t len) {
+                                      at::mt19937_data_pod pod = engine.data();
+                                      kernels.draw_uniform(pod, dtype, offset(out.data(), dtype, first), len, low, high,
+                                                           mask, threshold);
+                                      engine.set_data(pod);
+                                    },
+                                    min_threads)) {
+    return;
+  }
+  // Otherwise the serial producer pipeline: in place for float/double; half/bfloat16 output is too small, so
+  // their words go through a ring.
   uint32_t* words =
       words_in_output(out.data(), n * static_cast<int64_t>(c10::elementSize(dtype)), n * words_per_element);
   draw_elements(
@@ -91,7 +105,7 @@ void uniform_locked(at::CPUGeneratorImpl* gen, MemoryOrderOutput& out, at::Scala
         kernels.uniform_from_words(dtype, offset(out.data(), dtype, begin), w, 0, end - begin, low, high, mask,
                                    threshold);
       },
-      torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
+      min_threads);
 }
 
 namespace {

@@ -126,8 +126,10 @@ struct JumpDrawRange {
   bool started = false;  // its worker has taken a block (or another worker took the whole range over)
 };
 
-// Draws the generator's next `count` words in parallel and calls consume(first, words, len) for consecutive
-// pieces that cover [0, count): words[k] is word first + k of the draw, `first` a multiple of `align`, and
+// Draws the generator's next `count` words in parallel: draw_block(engine, first, len) for consecutive pieces
+// that cover [0, count), where `engine` is at word `first` of the draw and draw_block draws exactly the next
+// `len` words from it (jump_parallel_draw: into a buffer, then consume(first, words, len), words[k] being word
+// first + k; the fused kernels write their outputs straight from the engine), `first` a multiple of `align`,
 // `len` a multiple of `align` except for the last piece. Worker w (one per thread) starts on range w of
 // jump_range_starts, jumping a copy of the engine to its first word (mt19937_advance). A worker that runs out
 // of words takes over the range that starts where it stopped, if that range's worker has not started (no jump),
@@ -135,12 +137,12 @@ struct JumpDrawRange {
 // or never starts, holds up nobody: its words go to the others (run_chunks runs an unstarted worker's loop on
 // the caller, which then finds little or nothing left). The worker that draws the last word
 // leaves its engine in the generator, exactly where drawing all the words serially leaves it. Pieces run on
-// any thread, in any order; consume must not throw. Returns false, with nothing drawn, where the serial draw
+// any thread, in any order; draw_block must not throw. Returns false, with nothing drawn, where the serial draw
 // is used instead (fewer than `min_threads` threads, inside a parallel region, few words). The caller holds the
 // generator's mutex.
-template <typename Consume>
-bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume,
-                        int64_t min_threads = -1) {
+template <typename DrawBlock>
+bool jump_parallel_draw_blocks(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const DrawBlock& draw_block,
+                               int64_t min_threads = -1) {
   if (!jump_parallel_draw_considered(count, min_threads)) return false;
   const int64_t threads = at::get_num_threads();
   const at::mt19937 engine = gen->engine();
@@ -206,7 +208,6 @@ bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align,
     return false;
   };
   parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<uint32_t[]> words(new uint32_t[static_cast<size_t>(block)]);
     for (int64_t w = begin; w < end; ++w) {
       at::mt19937 local = engine;
       int64_t position = 0;  // the word `local` draws next
@@ -229,13 +230,44 @@ bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align,
           kernels.advance_words(local, static_cast<uint64_t>(first));
           position = first;
         }
-        kernels.draw_words(local, words.get(), len);
+        draw_block(local, first, len);
         position += len;
-        consume(first, static_cast<const uint32_t*>(words.get()), len);
       }
     }
   });
   gen->set_engine(last);
+  return true;
+}
+
+// jump_parallel_draw_blocks with each block's words drawn into a buffer, then consume(first, words, len).
+template <typename Consume>
+bool jump_parallel_draw(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const Consume& consume,
+                        int64_t min_threads = -1) {
+  const auto& kernels = torch_stream_kernels();
+  return jump_parallel_draw_blocks(
+      gen, count, align,
+      [&](at::mt19937& local, int64_t first, int64_t len) {
+        thread_local std::vector<uint32_t> words;  // one buffer per worker thread, kept between calls
+        if (static_cast<int64_t>(words.size()) < len) words.resize(static_cast<size_t>(len));
+        kernels.draw_words(local, words.data(), len);
+        consume(first, static_cast<const uint32_t*>(words.data()), len);
+      },
+      min_threads);
+}
+
+// For kernels that write their outputs straight from the engine (draw_uniform): draws the generator's next `count`
+// words as draw_block(engine, first, len) pieces that cover [0, count), in parallel ranges where
+// jump_parallel_draw_blocks takes the draw, else in one piece on the calling thread where one thread would
+// draw them all anyway (one block of the pipeline, one thread, inside a parallel region). Returns false, with
+// nothing drawn, where the serial producer pipeline should run instead. The caller holds the generator's mutex.
+template <typename DrawBlock>
+bool draw_fused(at::CPUGeneratorImpl* gen, int64_t count, int64_t align, const DrawBlock& draw_block,
+                int64_t min_threads) {
+  if (jump_parallel_draw_blocks(gen, count, align, draw_block, min_threads)) return true;
+  if (count > kPipelineBlock && at::get_num_threads() > 1 && !in_parallel_work()) return false;
+  at::mt19937 engine = gen->engine();
+  draw_block(engine, 0, count);
+  gen->set_engine(engine);
   return true;
 }
 

@@ -31,6 +31,11 @@ struct TorchStreamKernels {
   // double); it may alias out.
   void (*uniform_from_words)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t begin, int64_t end,
                              double from, double to, bool mask, double threshold);
+  // uniform_from_words of `n` elements with their words drawn as draw_words would draw them from the engine whose
+  // data is `pod` (advanced past them), in one pass (the words are never stored): float, half and bfloat16 only
+  // (one word per element). The state is passed as data so that many short pieces do not copy it each.
+  void (*draw_uniform)(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, int64_t n, double from, double to,
+                       bool mask, double threshold);
   // normal_ on >= 16 contiguous elements, blocks [first_block, last_block) of 16 elements: `words` as laid out by
   // normal_fill_main_words() (torch_stream_pipeline.h); may alias out for float/double. When `zero_mask` is not null,
   // the elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).

@@ -77,16 +77,18 @@ inline opmath_type<scalar_t> unit_from_words(const uint32_t* words, int64_t i) {
 // mispredicts on about half of the elements (docs/decisions.md, "masked_uniform_").
 // `words` may alias `out` (element i's word is words[i]): each vector is loaded before it is overwritten.
 template <bool kMask>
-inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from, float to,
-                               float range, float threshold) {
-  const __m256i low24 = _mm256_set1_epi32(0xFFFFFF);
-  const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
-  const __m256 vfrom = _mm256_set1_ps(from), vto = _mm256_set1_ps(to), vrange = _mm256_set1_ps(range);
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  const __m256 vthreshold = _mm256_set1_ps(threshold), one = _mm256_set1_ps(1.0f);
-  int64_t i = begin;
-  for (; i + 8 <= end; i += 8) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i));
+struct UniformFloat8 {
+  __m256i low24 = _mm256_set1_epi32(0xFFFFFF);
+  __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+  __m256 vfrom, vto, vrange;
+  __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 vthreshold, one = _mm256_set1_ps(1.0f);
+  UniformFloat8(float from, float to, float range, float threshold)
+      : vfrom(_mm256_set1_ps(from)),
+        vto(_mm256_set1_ps(to)),
+        vrange(_mm256_set1_ps(range)),
+        vthreshold(_mm256_set1_ps(threshold)) {}
+  __m256 operator()(__m256i w) const {
     const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, low24)), scale);
     __m256 v = _mm256_fmadd_ps(x, vrange, vfrom);
     v = _mm256_blendv_ps(v, vfrom, _mm256_cmp_ps(v, vto, _CMP_EQ_OQ));
@@ -94,14 +96,47 @@ inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin,
       const __m256 keep = _mm256_cmp_ps(_mm256_and_ps(v, abs_mask), vthreshold, _CMP_GE_OQ);
       v = _mm256_mul_ps(v, _mm256_and_ps(keep, one));
     }
-    _mm256_storeu_ps(out + i, v);
+    return v;
   }
-  for (; i < end; ++i) {
-    float value = mul_add<true>(torch_cpu_unit_float(words[i]), range, from);
-    value = value == to ? from : value;
-    if constexpr (kMask) value = mask_small<float>(value, threshold);
-    out[i] = value;
+};
+
+template <bool kMask>
+inline float uniform_float_scalar(uint32_t word, float from, float to, float range, float threshold) {
+  float value = mul_add<true>(torch_cpu_unit_float(word), range, from);
+  value = value == to ? from : value;
+  if constexpr (kMask) value = mask_small<float>(value, threshold);
+  return value;
+}
+
+template <bool kMask>
+inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from, float to,
+                               float range, float threshold) {
+  const UniformFloat8<kMask> uniform(from, to, range, threshold);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    _mm256_storeu_ps(out + i, uniform(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i))));
   }
+  for (; i < end; ++i) out[i] = uniform_float_scalar<kMask>(words[i], from, to, range, threshold);
+}
+
+// mt19937_temper_word on 8 lanes.
+inline __m256i temper8(__m256i y) {
+  y = _mm256_xor_si256(y, _mm256_srli_epi32(y, 11));
+  y = _mm256_xor_si256(y, _mm256_and_si256(_mm256_slli_epi32(y, 7), _mm256_set1_epi32(static_cast<int>(0x9d2c5680u))));
+  y = _mm256_xor_si256(y, _mm256_and_si256(_mm256_slli_epi32(y, 15), _mm256_set1_epi32(static_cast<int>(0xefc60000u))));
+  return _mm256_xor_si256(y, _mm256_srli_epi32(y, 18));
+}
+
+// uniform_float_avx2 from untempered state words (mt19937_draw_untempered): temper, transform, store, one pass.
+template <bool kMask>
+inline void uniform_float_untempered_avx2(float* out, const uint32_t* state, int64_t n, float from, float to,
+                                          float range, float threshold) {
+  const UniformFloat8<kMask> uniform(from, to, range, threshold);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, uniform(temper8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(state + i)))));
+  }
+  for (; i < n; ++i) out[i] = uniform_float_scalar<kMask>(mt19937_temper_word(state[i]), from, to, range, threshold);
 }
 #endif
 
@@ -413,6 +448,46 @@ void uniform_from_words(c10::ScalarType dtype, void* out, const uint32_t* words,
   });
 }
 
+// uniform_ / masked_uniform_ of elements [0, n) of a float, half or bfloat16 output (one word per element), drawn
+// straight from the engine whose data is `pod`: the values and final state of draw_words(engine, words, n) then
+// uniform_from_words(dtype, out, words, 0, n, ...), in one pass. Each twist's words are tempered, transformed
+// and stored while they are in L1 (the AVX2 float kernel in registers, the others through a 624-word buffer),
+// so the output is written while the next words are computed, with no block of words stored and read back.
+template <bool kFma>
+void draw_uniform(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, int64_t n, double from, double to,
+                  bool mask, double threshold) {
+  TORCH_INTERNAL_ASSERT(dtype != c10::ScalarType::Double, "pyinit: draw_uniform takes one word per element");
+  dispatch_out(dtype, out, [&](auto* typed_out) {
+    using scalar_t = std::remove_pointer_t<decltype(typed_out)>;
+    int64_t done = 0;
+#if defined(PYINIT_CPU_AVX2)
+    if constexpr (kFma && std::is_same_v<scalar_t, float>) {
+      const float f = static_cast<float>(from), t = static_cast<float>(to), range = t - f;
+      const float th = static_cast<float>(threshold);
+      mt19937_draw_untempered(pod, n, [&](const uint32_t* state, int64_t len) {
+        if (mask) {
+          uniform_float_untempered_avx2<true>(typed_out + done, state, len, f, t, range, th);
+        } else {
+          uniform_float_untempered_avx2<false>(typed_out + done, state, len, f, t, range, th);
+        }
+        done += len;
+      });
+      return;
+    }
+#endif
+    alignas(64) uint32_t words[at::MERSENNE_STATE_N];
+    mt19937_draw_untempered(pod, n, [&](const uint32_t* state, int64_t len) {
+      mt19937_temper(state, words, len);
+      if (mask) {
+        uniform_from_words_impl<scalar_t, kFma, true>(typed_out + done, words, 0, len, from, to, threshold);
+      } else {
+        uniform_from_words_impl<scalar_t, kFma, false>(typed_out + done, words, 0, len, from, to, threshold);
+      }
+      done += len;
+    });
+  });
+}
+
 inline void normal_blocks(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
                           int64_t last_block, double mean, double std, const ZeroMask* zero_mask) {
   dispatch_out(dtype, out, [&](auto* typed_out) {
@@ -442,8 +517,13 @@ constexpr bool kCapabilityFma = false;
 
 inline const TorchStreamKernels& capability_kernels() {
   static const TorchStreamKernels kernels{
-      &mt19937_draw,          &mt19937_advance, &uniform_from_words<kCapabilityFma>,
-      &normal_blocks,         &normal_tail,     &normal_resample,
+      &mt19937_draw,
+      &mt19937_advance,
+      &uniform_from_words<kCapabilityFma>,
+      &draw_uniform<kCapabilityFma>,
+      &normal_blocks,
+      &normal_tail,
+      &normal_resample,
       /*fma=*/kCapabilityFma,
   };
   return kernels;

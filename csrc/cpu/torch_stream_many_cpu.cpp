@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/torch_stream_cpu.h"
@@ -66,13 +67,39 @@ void draw_run(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, int64
                 torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
 }
 
+// draw_run for a kernel that writes its outputs straight from the engine: piece(k, local_begin, count, pod) draws
+// entry k's elements [local_begin, local_begin + count) from the engine whose data is `pod` (one word per
+// element). False, with
+// nothing drawn, where draw_fused leaves the draw to the pipeline (then draw_run it).
+template <typename Piece>
+bool draw_run_fused(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, const Piece& piece) {
+  return draw_fused(
+      gen, ends.back(), /*align=*/1,
+      [&](at::mt19937& engine, int64_t begin, int64_t len) {
+        const int64_t end = begin + len;
+        at::mt19937_data_pod pod = engine.data();
+        size_t k = static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin());
+        for (int64_t at = begin; at < end; ++k) {
+          const int64_t first = k == 0 ? 0 : ends[k - 1];
+          const int64_t stop = std::min(end, ends[k]);
+          piece(k, at - first, stop - at, pod);
+          at = stop;
+        }
+        engine.set_data(pod);
+      },
+      torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
+}
+
 // The body of both operators, after validation: announces every write (as the single-tensor operator does, empty
 // tensors included), then, under the generator's mutex and in list order, runs single(self, out, p1, p2) for a
 // tensor that `joins` no run and, for each run (consecutive tensors that join, with the same words per element),
 // one draw_run whose pieces go to transform(dtype, out, words, count, p1, p2), with out at the piece's first element.
-template <typename Joins, typename Single, typename Transform>
+// When `fused` is given (uniform_many_), a run of one word per element goes through draw_run_fused instead, its
+// pieces to fused(dtype, out, count, p1, p2, pod).
+template <typename Joins, typename Single, typename Transform, typename Fused = std::nullptr_t>
 void run_many(at::TensorList selfs, c10::ArrayRef<double> p1, c10::ArrayRef<double> p2, at::CPUGeneratorImpl* gen,
-              int64_t align, const Joins& joins, const Single& single, const Transform& transform) {
+              int64_t align, const Joins& joins, const Single& single, const Transform& transform,
+              const Fused& fused = nullptr) {
   std::vector<Entry> entries;
   std::vector<MemoryOrderOutput> outs;
   outs.reserve(selfs.size());
@@ -88,13 +115,26 @@ void run_many(at::TensorList selfs, c10::ArrayRef<double> p1, c10::ArrayRef<doub
       std::vector<int64_t> ends;
       int64_t total = 0;
       for (const Entry& e : run) ends.push_back(total += outs[e.out].numel());
-      draw_run(gen, ends, torch_words_per_element(selfs[run[0].index].scalar_type()), align,
-               [&](size_t k, int64_t begin, int64_t count, const uint32_t* w) {
-                 const Entry& e = run[k];
-                 const at::ScalarType dtype = selfs[e.index].scalar_type();
-                 char* out = static_cast<char*>(outs[e.out].data()) + begin * int64_t(c10::elementSize(dtype));
-                 transform(dtype, out, w, count, e.p1, e.p2);
-               });
+      const int64_t wpe = torch_words_per_element(selfs[run[0].index].scalar_type());
+      auto out_at = [&](const Entry& e, int64_t begin) {
+        const at::ScalarType dtype = selfs[e.index].scalar_type();
+        return static_cast<void*>(static_cast<char*>(outs[e.out].data()) +
+                                  begin * static_cast<int64_t>(c10::elementSize(dtype)));
+      };
+      bool drawn = false;
+      if constexpr (!std::is_same_v<Fused, std::nullptr_t>) {
+        drawn = wpe == 1 &&
+                draw_run_fused(gen, ends, [&](size_t k, int64_t begin, int64_t count, at::mt19937_data_pod& pod) {
+                  const Entry& e = run[k];
+                  fused(selfs[e.index].scalar_type(), out_at(e, begin), count, e.p1, e.p2, pod);
+                });
+      }
+      if (!drawn) {
+        draw_run(gen, ends, wpe, align, [&](size_t k, int64_t begin, int64_t count, const uint32_t* w) {
+          const Entry& e = run[k];
+          transform(selfs[e.index].scalar_type(), out_at(e, begin), w, count, e.p1, e.p2);
+        });
+      }
     }
     run.clear();
   };
@@ -139,6 +179,9 @@ void uniform_many_cpu(at::TensorList selfs, c10::ArrayRef<double> low, c10::Arra
       },
       [&](at::ScalarType dtype, void* out, const uint32_t* w, int64_t count, double l, double h) {
         kernels.uniform_from_words(dtype, out, w, 0, count, l, h, /*mask=*/false, 0.0);
+      },
+      [&](at::ScalarType dtype, void* out, int64_t count, double l, double h, at::mt19937_data_pod& pod) {
+        kernels.draw_uniform(pod, dtype, out, count, l, h, /*mask=*/false, 0.0);
       });
 }
 
