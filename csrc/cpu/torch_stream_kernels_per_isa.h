@@ -256,6 +256,16 @@ void uniform_from_words_impl(scalar_t* out, const uint32_t* words, int64_t begin
 template <typename opmath_t>
 struct BoxMuller16 {
   opmath_t mean, std;
+  // Output j alone (j < 8: pair j's cosine, else pair j - 8's sine), from data[j % 8] and data[j % 8 + 8]: the
+  // same operations as operator() does for it.
+  opmath_t lane(const opmath_t* data, int j) const {
+    const int pair = j & 7;
+    const opmath_t u1 = 1 - data[pair];
+    const opmath_t u2 = data[pair + 8];
+    const opmath_t radius = std::sqrt(-2 * std::log(u1));
+    const opmath_t theta = 2.0f * c10::pi<double> * u2;
+    return mul_add<true>(radius * (j < 8 ? std::cos(theta) : std::sin(theta)), std, mean);
+  }
   void operator()(opmath_t* data) const {
     for (int j = 0; j < 8; ++j) {
       const opmath_t u1 = 1 - data[j];
@@ -272,6 +282,18 @@ struct BoxMuller16 {
 template <>
 struct BoxMuller16<float> {
   float mean, std;
+  // Eight outputs of any blocks at once, lane l being output j_l of its block: u1[l] = data[j_l % 8] and
+  // u2[l] = data[j_l % 8 + 8] of that block, sine[l] all ones when j_l >= 8. Every lane goes through exactly the
+  // operations operator() applies to that output (the functions of avx_mathfun.h work lane by lane).
+  __m256 lanes(__m256 unit1, __m256 unit2, __m256 sine) const {
+    const __m256 u1 = _mm256_sub_ps(_mm256_set1_ps(1.0f), unit1);
+    const __m256 radius = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), log256_ps(u1)));
+    const __m256 theta = _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(2.0f * c10::pi<double>)), unit2);
+    __m256 sin_theta, cos_theta;
+    sincos256_ps(theta, &sin_theta, &cos_theta);
+    const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(std);
+    return _mm256_fmadd_ps(_mm256_mul_ps(radius, _mm256_blendv_ps(cos_theta, sin_theta, sine)), vstd, vmean);
+  }
   void operator()(float* data) const {
     const __m256 u1 = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(data));
     const __m256 u2 = _mm256_loadu_ps(data + 8);
@@ -403,22 +425,53 @@ void normal_resample_impl(scalar_t* out, const uint32_t* words, int64_t first, i
   constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
   const opmath_t lo = static_cast<opmath_t>(static_cast<scalar_t>(lo_));
   const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(hi_));
-  alignas(32) opmath_t block[16];
-  int64_t block_first = -1;
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t i = pending[k];
-    const int64_t this_block = first + (i - first) / 16 * 16;
-    if (this_block != block_first) {  // pending indices are sorted: one Box-Muller per block
-      block_first = this_block;
-      const uint32_t* block_words = words + (block_first - first) * kWordsPerElement;
-      for (int j = 0; j < 16; ++j) block[j] = unit_from_words<scalar_t>(block_words, j);
-      box_muller(block);
-    }
-    const scalar_t value = static_cast<scalar_t>(block[i - block_first]);
+  // Keeps element i's proposal when it is inside [lo, hi].
+  auto offer = [&](int64_t k, int64_t i, opmath_t proposal) {
+    const scalar_t value = static_cast<scalar_t>(proposal);
     const opmath_t v = static_cast<opmath_t>(value);
     if (!(v < lo) && !(v > hi)) {
       out[i] = value;
       pending[k] = -1;
+    }
+  };
+  // Only the pending outputs are computed, each from its own Box-Muller pair (after the first round few
+  // elements of a block are pending, often one).
+#if defined(PYINIT_CPU_AVX2)
+  if constexpr (std::is_same_v<opmath_t, float>) {
+    alignas(32) float unit1[8], unit2[8], proposals[8];
+    alignas(32) int32_t sine[8];
+    int64_t entries[8];
+    int lanes = 0;
+    auto evaluate = [&] {
+      for (int l = lanes; l < 8; ++l) unit1[l] = unit2[l] = 0.5f, sine[l] = 0;  // unused lanes
+      _mm256_store_ps(proposals,
+                      box_muller.lanes(_mm256_load_ps(unit1), _mm256_load_ps(unit2),
+                                       _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sine)))));
+      for (int l = 0; l < lanes; ++l) offer(entries[l], pending[entries[l]], proposals[l]);
+      lanes = 0;
+    };
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t i = pending[k];
+      const int64_t j = (i - first) % 16;
+      const uint32_t* pair_words = words + (i - j - first + (j & 7)) * kWordsPerElement;
+      unit1[lanes] = unit_from_words<scalar_t>(pair_words, 0);
+      unit2[lanes] = unit_from_words<scalar_t>(pair_words, 8);
+      sine[lanes] = j >= 8 ? -1 : 0;
+      entries[lanes] = k;
+      if (++lanes == 8) evaluate();
+    }
+    if (lanes > 0) evaluate();
+  } else
+#endif
+  {
+    opmath_t block[16];
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t i = pending[k];
+      const int64_t j = (i - first) % 16;
+      const uint32_t* block_words = words + (i - j - first) * kWordsPerElement;
+      block[j & 7] = unit_from_words<scalar_t>(block_words, j & 7);
+      block[(j & 7) + 8] = unit_from_words<scalar_t>(block_words, (j & 7) + 8);
+      offer(k, i, box_muller.lane(block, static_cast<int>(j)));
     }
   }
 }
