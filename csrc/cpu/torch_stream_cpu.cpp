@@ -248,6 +248,43 @@ std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_
   return pending;
 }
 
+// One resampling round of trunc_normal_ (below) when its pending elements are few: the words of their Box-Muller
+// blocks alone are drawn (and evaluated) on the calling thread, and the words between them are skipped, by
+// twisting without tempering for short gaps and by jump-ahead for long ones (Note [MT19937 jump-ahead]). The
+// generator ends exactly where drawing all `main_words` words of the round leaves it. `p` is sorted.
+void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values, int64_t* p, int64_t count,
+                  int64_t main_words, int64_t words_per_element, double mean, double std, double a, double b) {
+  const auto& kernels = torch_stream_kernels();
+  // Twisting costs about half of drawing, so a gap pays for a jump at twice the jump's cost in drawn words.
+  const int64_t jump_from = 2 * torch_stream_jump_cost_words().load(std::memory_order_relaxed);
+  at::mt19937 engine = gen->engine();
+  at::mt19937_data_pod pod = engine.data();
+  int64_t position = 0;  // words of the round drawn or skipped so far
+  auto skip_and_draw = [&](int64_t to_word, uint32_t* out, int64_t len) {
+    int64_t gap = to_word - position;
+    if (gap >= jump_from && gap > 0) {
+      engine.set_data(pod);
+      kernels.advance_words(engine, static_cast<uint64_t>(gap));
+      pod = engine.data();
+      gap = 0;
+    }
+    kernels.skip_and_draw_words(pod, gap, out, len);
+    position = to_word + len;
+  };
+  uint32_t block_words[32];
+  for (int64_t k = 0; k < count;) {
+    const int64_t block = p[k] / 16 * 16;
+    int64_t last = k + 1;
+    while (last < count && p[last] < block + 16) ++last;
+    skip_and_draw(block * words_per_element, block_words, 16 * words_per_element);
+    kernels.normal_resample(dtype, values, block_words, block, p + k, last - k, mean, std, a, b);
+    k = last;
+  }
+  skip_and_draw(main_words, nullptr, 0);
+  engine.set_data(pod);
+  gen->set_engine(engine);
+}
+
 }  // namespace
 
 // Note [trunc_normal_ by normal proposals]
@@ -289,29 +326,36 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
           bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
         }
         bounds[blocks] = main_count;
-        // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
-        // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
-        // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
-        if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
-        const bool parallel = jump_parallel_draw(
-            gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
-              const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
-              const int64_t first = std::lower_bound(sorted.begin(), sorted.end(), begin) - sorted.begin();
-              const int64_t last = std::lower_bound(sorted.begin(), sorted.end(), end) - sorted.begin();
-              if (last > first) {
-                kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a, b);
-              }
-            });
-        if (!parallel) {
-          draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
-                             [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
-                               const int64_t blk = begin / kPipelineBlock;
-                               const int64_t first = bounds[blk], last = bounds[blk + 1];
-                               if (last > first) {
-                                 kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a,
-                                                         b);
-                               }
-                             });
+        auto dense_round = [&] {
+          // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
+          // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
+          // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
+          if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
+          const bool parallel = jump_parallel_draw(
+              gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
+                const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
+                const int64_t first = std::lower_bound(sorted.begin(), sorted.end(), begin) - sorted.begin();
+                const int64_t last = std::lower_bound(sorted.begin(), sorted.end(), end) - sorted.begin();
+                if (last > first) {
+                  kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a, b);
+                }
+              });
+          if (!parallel) {
+            draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
+                               [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
+                                 const int64_t blk = begin / kPipelineBlock;
+                                 const int64_t first = bounds[blk], last = bounds[blk + 1];
+                                 if (last > first) {
+                                   kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std,
+                                                           a, b);
+                                 }
+                               });
+          }
+        };
+        if (main_count * 16 * words_per_element * 8 < main_words) {
+          sparse_round(gen, dtype, values, p, main_count, main_words, words_per_element, mean, std, a, b);
+        } else {
+          dense_round();
         }
         uint32_t tail[32];
         draw_words(gen, tail, tail_count);

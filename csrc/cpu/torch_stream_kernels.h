@@ -36,6 +36,9 @@ struct TorchStreamKernels {
   // (one word per element). The state is passed as data so that many short pieces do not copy it each.
   void (*draw_uniform)(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, int64_t n, double from, double to,
                        bool mask, double threshold);
+  // Skips `skip` words (the twists drawing them needs, no tempering), then draws `count` words into `out`, from
+  // the engine whose data is `pod`: trunc_normal_'s late rounds, which need the words of a few blocks only.
+  void (*skip_and_draw_words)(at::mt19937_data_pod& pod, int64_t skip, uint32_t* out, int64_t count);
   // normal_ on >= 16 contiguous elements, blocks [first_block, last_block) of 16 elements: `words` as laid out by
   // normal_fill_main_words() (torch_stream_pipeline.h); may alias out for float/double. When `zero_mask` is not null,
   // the elements it marks are then set to +0 (sparse_'s zeroing, fused into the same pass).

@@ -541,6 +541,16 @@ void draw_uniform(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, i
   });
 }
 
+// Skips `skip` words of the engine whose data is `pod` (twisting as drawing them would, without tempering them),
+// then draws the next `count` into `out`.
+inline void skip_and_draw_words(at::mt19937_data_pod& pod, int64_t skip, uint32_t* out, int64_t count) {
+  mt19937_draw_untempered(pod, skip, [](const uint32_t*, int64_t) {});
+  mt19937_draw_untempered(pod, count, [&](const uint32_t* state, int64_t n) {
+    mt19937_temper(state, out, n);
+    out += n;
+  });
+}
+
 inline void normal_blocks(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,
                           int64_t last_block, double mean, double std, const ZeroMask* zero_mask) {
   dispatch_out(dtype, out, [&](auto* typed_out) {
@@ -574,6 +584,7 @@ inline const TorchStreamKernels& capability_kernels() {
       &mt19937_advance,
       &uniform_from_words<kCapabilityFma>,
       &draw_uniform<kCapabilityFma>,
+      &skip_and_draw_words,
       &normal_blocks,
       &normal_tail,
       &normal_resample,
