@@ -291,7 +291,8 @@ void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values,
 // torch >= 2.12 fills the tensor with normal_, then, while any value lies outside [lo, hi] (the bounds rounded to
 // the dtype), draws a whole new normal_ tensor (empty_like: same layout) and keeps its values where the old ones
 // were out of bounds. Each round therefore consumes exactly one normal_'s worth of words, whatever the number of
-// pending elements. pyinit draws the same words per round but evaluates Box-Muller only for pending elements.
+// pending elements. pyinit draws the same words per round but evaluates Box-Muller only for pending elements; once
+// they are few (sparse_round), it draws only their blocks' words and skips the rest.
 void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double b,
                       std::optional<at::Generator> generator) {
   if (!validate_trunc_normal(self, std)) return;

@@ -10,8 +10,11 @@
 //      words per thread: each thread copies the engine, jumps it to its range's first word (Note [MT19937 jump-ahead],
 //      mt19937_jump.h), draws and transforms its range in 2^14-word blocks, and the last range's engine becomes
 //      the generator's (torch_stream_jump.h). Smaller draws are one serial producer that other threads
-//      transform behind (Note [Serial producer, parallel consumers]). Range starts are multiples of the words
-//      per element (normal_: per 16-element block) and need few jumps (whole twists with few set bits);
+//      transform behind (Note [Serial producer, parallel consumers]). uniform_ / masked_uniform_ with one word
+//      per element skip the buffer: each twist's words are tempered, transformed and stored while in L1
+//      (draw_uniform), by each range's thread, or by the caller where one thread draws anyway. Range starts are
+//      multiples of the words per element (normal_: per 16-element block) and need few jumps (whole twists with few set
+//      bits);
 //   2. the words are turned into values with the same operations torch uses:
 //      - uniform_: low 24 bits (float, half, bfloat16: computed in float) or 53 bits of (w0 << 32 | w1)
 //        (double) scaled to [0, 1), then x * (to - from) + from, cast, and a value equal to `to` mapped to `from`;
