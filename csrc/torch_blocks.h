@@ -12,8 +12,8 @@
 // generator still moves. On CUDA each block's elements are computed alone (Note [The torch stream on a block],
 // csrc/cuda/torch_stream_kernels.cu). On CPU torch's generator is one sequence of words, so the whole tensor's
 // words are drawn; uniform_ and masked_uniform_ compute only the blocks' elements from them, straight into the
-// blocks, and normal_ (whose Box-Muller pairs elements 8 apart, and recomputes a partial last block of 16) draws the
-// whole tensor into a temporary and copies each block from it.
+// blocks, and normal_ (whose Box-Muller pairs elements 8 apart, and recomputes a partial last block of 16)
+// computes only the blocks of 16 that the blocks touch, into a scratch buffer, and copies the blocks' parts out.
 
 #include <ATen/ATen.h>
 

@@ -117,8 +117,8 @@ class Stream:
 # shard's blocks (Note [The torch stream on blocks], csrc/torch_blocks.h): on CUDA each rank
 # computes its own elements only (torch's CUDA element map is a function of the index); on CPU
 # every rank draws the whole tensor's words, torch's CPU generator being sequential (the full
-# draw's time per rank; normal_ also a temporary of the full tensor's size), and computes its
-# blocks' elements. Its other primitives draw the whole tensor here and keep the shard. Either way
+# draw's time per rank), and computes its blocks' elements (normal_: the Box-Muller blocks of 16
+# they touch). Its other primitives draw the whole tensor here and keep the shard. Either way
 # every rank's generator ends where one device's would.
 _PRIMITIVES = ("uniform_", "normal_", "trunc_normal_", "masked_uniform_", "sparse_")
 # Arguments of each primitive after the tensor, before the optional generator.

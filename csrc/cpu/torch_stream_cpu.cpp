@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -400,10 +401,56 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
 
 namespace {
 
+// The blocks as runs of consecutive global indices (ShardMap::for_each_run), sorted by their first index, with
+// each block's row-major output (RowMajorOutput: the block itself, or a buffer for a non-contiguous one).
+class BlockRuns {
+ public:
+  struct Run {
+    int64_t global, length;
+    char* out;
+  };
+  BlockRuns(at::TensorList blocks, const std::vector<ShardMap>& maps)
+      : element_(static_cast<int64_t>(c10::elementSize(blocks[0].scalar_type()))) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      outs_.emplace_back(blocks[i]);
+      char* base = static_cast<char*>(outs_.back().data());
+      maps[i].for_each_run(0, blocks[i].numel(), [&](int64_t l, uint64_t g, int64_t count) {
+        runs_.push_back(Run{static_cast<int64_t>(g), count, base + l * element_});
+      });
+    }
+    std::sort(runs_.begin(), runs_.end(), [](const Run& a, const Run& b) { return a.global < b.global; });
+    // Runs may overlap (blocks that overlap): each is written on its own. ends_[k]: the largest run end among
+    // runs_[0..k], so that the first run reaching past an index is found by binary search.
+    ends_.resize(runs_.size());
+    for (size_t k = 0; k < runs_.size(); ++k) {
+      ends_[k] = std::max(k > 0 ? ends_[k - 1] : int64_t{0}, runs_[k].global + runs_[k].length);
+    }
+  }
+  // Calls f(first, last, out) for the part [first, last) of every run inside global indices [begin, end), `out`
+  // pointing at the run's element `first`.
+  template <typename F>
+  void for_each_part(int64_t begin, int64_t end, const F& f) const {
+    size_t k = std::upper_bound(ends_.begin(), ends_.end(), begin) - ends_.begin();
+    for (; k < runs_.size() && runs_[k].global < end; ++k) {
+      const Run& run = runs_[k];
+      const int64_t first = std::max(begin, run.global), last = std::min(end, run.global + run.length);
+      if (first < last) f(first, last, run.out + (first - run.global) * element_);
+    }
+  }
+  void commit() {
+    for (RowMajorOutput& out : outs_) out.commit();
+  }
+
+ private:
+  int64_t element_;
+  std::vector<RowMajorOutput> outs_;
+  std::vector<Run> runs_;
+  std::vector<int64_t> ends_;
+};
+
 // uniform_ on blocks: the whole tensor's words are drawn (parallel ranges or the pipeline, as uniform_ draws them),
-// and only the blocks' elements are computed, straight into the blocks: no temporary of the whole tensor. A block
-// is a set of runs of consecutive global indices (ShardMap::for_each_run); each piece of the draw writes the parts
-// of the runs it covers. Non-contiguous blocks go through a buffer.
+// and only the blocks' elements are computed, straight into the blocks: no temporary of the whole tensor. Each
+// piece of the draw writes the parts of the blocks' runs it covers.
 void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool mask, double threshold,
                          at::IntArrayRef global_shape, at::IntArrayRef starts,
                          const std::optional<at::Generator>& generator) {
@@ -411,28 +458,7 @@ void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool ma
   const std::vector<ShardMap> maps = validate_uniform_blocks(blocks, low, high, global_shape, starts, &numel);
   if (numel == 0) return;
   const auto dtype = blocks[0].scalar_type();
-  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
-  struct Run {
-    int64_t global, length;
-    char* out;
-  };
-  std::vector<RowMajorOutput> outs;
-  std::vector<Run> runs;
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    const at::Tensor& block = blocks[i];
-    outs.emplace_back(block);
-    char* base = static_cast<char*>(outs.back().data());
-    maps[i].for_each_run(0, block.numel(), [&](int64_t l, uint64_t g, int64_t count) {
-      runs.push_back(Run{static_cast<int64_t>(g), count, base + l * element});
-    });
-  }
-  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.global < b.global; });
-  // Runs may overlap (blocks that overlap): each is written on its own. ends[k]: the largest run end among
-  // runs[0..k], so that the first run reaching past `begin` is found by binary search.
-  std::vector<int64_t> ends(runs.size());
-  for (size_t k = 0; k < runs.size(); ++k) {
-    ends[k] = std::max(k > 0 ? ends[k - 1] : int64_t{0}, runs[k].global + runs[k].length);
-  }
+  BlockRuns runs(blocks, maps);
   const auto& kernels = torch_stream_kernels();
   const int64_t words_per_element = torch_words_per_element(dtype);
   auto* gen = cpu_generator(generator);
@@ -441,19 +467,14 @@ void uniform_blocks_impl(at::TensorList blocks, double low, double high, bool ma
     draw_elements(
         gen, /*words=*/nullptr, numel, words_per_element, /*align=*/1,
         [&](int64_t begin, int64_t end, const uint32_t* w) {
-          size_t k = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
-          for (; k < runs.size() && runs[k].global < end; ++k) {
-            const Run& run = runs[k];
-            const int64_t first = std::max(begin, run.global), last = std::min(end, run.global + run.length);
-            if (first >= last) continue;
-            kernels.uniform_from_words(dtype, run.out + (first - run.global) * element,
-                                       w + (first - begin) * words_per_element, 0, last - first, low, high, mask,
-                                       threshold);
-          }
+          runs.for_each_part(begin, end, [&](int64_t first, int64_t last, char* out) {
+            kernels.uniform_from_words(dtype, out, w + (first - begin) * words_per_element, 0, last - first, low, high,
+                                       mask, threshold);
+          });
         },
         torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
   }
-  for (RowMajorOutput& out : outs) out.commit();
+  runs.commit();
 }
 
 }  // namespace
@@ -472,22 +493,62 @@ void masked_uniform_blocks_cpu(at::TensorList blocks, double low, double high, d
 void normal_blocks_cpu(at::TensorList blocks, double mean, double std, at::IntArrayRef global_shape,
                        at::IntArrayRef starts, std::optional<at::Generator> generator) {
   int64_t numel = 0;
-  validate_normal_blocks(blocks, std, global_shape, starts, &numel);
+  const std::vector<ShardMap> maps = validate_normal_blocks(blocks, std, global_shape, starts, &numel);
   if (numel == 0) return;
-  // The whole tensor (contiguous, as the one-device tensor a DTensor stands for), then each block copied from it.
-  const at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
   auto* gen = cpu_generator(generator);
+  const auto dtype = blocks[0].scalar_type();
+  if (numel < 16) {
+    // torch's serial path (its cached Box-Muller sample): the whole (< 16 elements), then the blocks copied out.
+    const at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
+    {
+      MemoryOrderOutput out(whole);
+      std::lock_guard<std::mutex> lock(gen->mutex_);
+      normal_locked(gen, whole, out, mean, std);
+    }
+    const int64_t dim = whole.dim();
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      at::Tensor view = whole;
+      for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
+      copy_into(blocks[i], view);
+    }
+    return;
+  }
+  // normal_fill's words for the whole tensor, as normal_locked draws them; each piece computes the Box-Muller
+  // blocks of 16 that the blocks' runs touch into a scratch buffer and copies the runs' parts out. The tail
+  // block (numel % 16 != 0) recomputes [numel - 16, numel) last, as torch does.
+  BlockRuns runs(blocks, maps);
+  const auto& kernels = torch_stream_kernels();
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t main_words = normal_fill_main_words(dtype, numel);
+  const int64_t tail_count = normal_fill_tail_words(dtype, numel);
+  const int64_t words_per_element = torch_words_per_element(dtype);
   {
-    MemoryOrderOutput out(whole);
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    normal_locked(gen, whole, out, mean, std);
+    draw_elements(gen, /*words=*/nullptr, main_words / words_per_element, words_per_element, /*align=*/16,
+                  [&](int64_t begin, int64_t end, const uint32_t* w) {
+                    const int64_t whole_blocks = (end - begin) / 16;  // a partial last block is the tail's
+                    thread_local std::vector<char> scratch;
+                    runs.for_each_part(begin, begin + whole_blocks * 16, [&](int64_t first, int64_t last, char* out) {
+                      const int64_t b0 = (first - begin) / 16, b1 = (last - begin + 15) / 16;
+                      const size_t bytes = static_cast<size_t>((b1 - b0) * 16 * element);
+                      if (scratch.size() < bytes) scratch.resize(bytes);
+                      kernels.normal_blocks(dtype, scratch.data(), w + b0 * 16 * words_per_element, 0, b1 - b0, mean,
+                                            std, /*zero_mask=*/nullptr);
+                      std::memcpy(out, scratch.data() + (first - begin - b0 * 16) * element,
+                                  static_cast<size_t>((last - first) * element));
+                    });
+                  });
+    uint32_t tail[32];
+    draw_words(gen, tail, tail_count);
+    if (tail_count > 0) {
+      alignas(16) char values[16 * sizeof(double)];
+      kernels.normal_tail(dtype, values, 16, tail, mean, std, /*zero_mask=*/nullptr);
+      runs.for_each_part(numel - 16, numel, [&](int64_t first, int64_t last, char* out) {
+        std::memcpy(out, values + (first - (numel - 16)) * element, static_cast<size_t>((last - first) * element));
+      });
+    }
   }
-  const int64_t dim = whole.dim();
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    at::Tensor view = whole;
-    for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
-    copy_into(blocks[i], view);
-  }
+  runs.commit();
 }
 
 }  // namespace pyinit::cpu
