@@ -6,6 +6,9 @@ csrc/cuda/torch_stream_kernels.cu); the CUDA cases skip without a GPU."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from helpers import DEVICES, bitwise_equal, differing, dtypes, on_cuda
@@ -178,3 +181,30 @@ def test_cuda_grid_sizes(op, shape, dtype, device):
     else:  # a row shard and a column shard of the same tensor
         layout = [((rows // 2, 0), (rows - rows // 2, shape[1])), ((0, 7), (rows, shape[1] // 3))]
     _check(op, device, dtype, shape, layout)
+
+
+@pytest.mark.parametrize("op", sorted(CALLS))
+def test_cpu_blocks_allocate_no_whole_tensor(op):
+    # One row of a (4096, 8193) float32 tensor (128 MiB): the operator draws the whole tensor's
+    # words but holds no tensor of its size, so the process's peak memory (ru_maxrss, in a fresh
+    # interpreter) grows by far less than 128 MiB; a whole temporary, written, would add all of it.
+    # One thread: the serial draw, whose one buffer cannot grow (the pipeline's overflow buffers for
+    # a descheduled consumer could, on a loaded box).
+    script = (
+        "import resource, torch, pyinit\n"
+        "torch.set_num_threads(1)\n"
+        f"op = getattr(torch.ops.pyinit, {op!r})\n"
+        "args = {'uniform_blocks_': (-1.0, 1.0), 'normal_blocks_': (0.0, 1.0),\n"
+        "        'masked_uniform_blocks_': (-10.0, 10.0, 5.0)}[" + repr(op) + "]\n"
+        "block, g = torch.empty(1, 8193), torch.Generator().manual_seed(0)\n"
+        "op([block], *args, [64, 8193], [7, 0], g)\n"  # warm-up (code, thread buffers), small
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "op([block], *args, [4096, 8193], [9, 0], g)\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(grown)\n"
+        "raise SystemExit(0 if grown < 32 * 1024 else 1)\n"  # KiB
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, (run.stdout, run.stderr)
