@@ -63,13 +63,18 @@ inline void mt19937_draw_untempered(at::mt19937_data_pod& pod, int64_t count, co
   }
 }
 
-// Writes the next `count` words of `engine` to `out` and advances the engine past them.
-inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
-  at::mt19937_data_pod pod = engine.data();
+// Writes the next `count` words of the engine whose data is `pod` to `out` and advances `pod` past them.
+inline void mt19937_draw_pod(at::mt19937_data_pod& pod, uint32_t* out, int64_t count) {
   mt19937_draw_untempered(pod, count, [&](const uint32_t* state, int64_t n) {
     mt19937_temper(state, out, n);
     out += n;
   });
+}
+
+// Writes the next `count` words of `engine` to `out` and advances the engine past them.
+inline void mt19937_draw(at::mt19937& engine, uint32_t* out, int64_t count) {
+  at::mt19937_data_pod pod = engine.data();
+  mt19937_draw_pod(pod, out, count);
   engine.set_data(pod);
 }
 

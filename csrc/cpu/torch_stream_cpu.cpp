@@ -323,12 +323,14 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
       while (count > 0) {
         int64_t* p = pending.data();
         const int64_t main_count = std::lower_bound(p, p + count, tail_start) - p;
-        // Each pipeline block's share of the (sorted) pending indices, found before any entry is marked.
-        for (int64_t blk = 0; blk <= blocks; ++blk) {
-          bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
-        }
-        bounds[blocks] = main_count;
-        auto dense_round = [&] {
+        if (main_count * 16 * words_per_element * 8 < main_words) {
+          sparse_round(gen, dtype, values, p, main_count, main_words, words_per_element, mean, std, a, b);
+        } else {
+          // Each pipeline block's share of the (sorted) pending indices, found before any entry is marked.
+          for (int64_t blk = 0; blk <= blocks; ++blk) {
+            bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
+          }
+          bounds[blocks] = main_count;
           // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
           // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
           // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
@@ -353,11 +355,6 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
                                  }
                                });
           }
-        };
-        if (main_count * 16 * words_per_element * 8 < main_words) {
-          sparse_round(gen, dtype, values, p, main_count, main_words, words_per_element, mean, std, a, b);
-        } else {
-          dense_round();
         }
         uint32_t tail[32];
         draw_words(gen, tail, tail_count);

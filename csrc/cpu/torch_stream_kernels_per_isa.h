@@ -12,9 +12,9 @@
 //      the generator's (torch_stream_jump.h). Smaller draws are one serial producer that other threads
 //      transform behind (Note [Serial producer, parallel consumers]). uniform_ / masked_uniform_ with one word
 //      per element skip the buffer: each twist's words are tempered, transformed and stored while in L1
-//      (draw_uniform), by each range's thread, or by the caller where one thread draws anyway. Range starts are
-//      multiples of the words per element (normal_: per 16-element block) and need few jumps (whole twists with few set
-//      bits);
+//      (draw_uniform), by each range's thread, or by the caller where one thread draws anyway. Range starts
+//      are multiples of the words per element (normal_: per 16-element block) and need few jumps (whole twists
+//      with few set bits);
 //   2. the words are turned into values with the same operations torch uses:
 //      - uniform_: low 24 bits (float, half, bfloat16: computed in float) or 53 bits of (w0 << 32 | w1)
 //        (double) scaled to [0, 1), then x * (to - from) + from, cast, and a value equal to `to` mapped to `from`;
@@ -111,17 +111,6 @@ inline float uniform_float_scalar(uint32_t word, float from, float to, float ran
   return value;
 }
 
-template <bool kMask>
-inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from, float to,
-                               float range, float threshold) {
-  const UniformFloat8<kMask> uniform(from, to, range, threshold);
-  int64_t i = begin;
-  for (; i + 8 <= end; i += 8) {
-    _mm256_storeu_ps(out + i, uniform(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i))));
-  }
-  for (; i < end; ++i) out[i] = uniform_float_scalar<kMask>(words[i], from, to, range, threshold);
-}
-
 // mt19937_temper_word on 8 lanes.
 inline __m256i temper8(__m256i y) {
   y = _mm256_xor_si256(y, _mm256_srli_epi32(y, 11));
@@ -130,16 +119,20 @@ inline __m256i temper8(__m256i y) {
   return _mm256_xor_si256(y, _mm256_srli_epi32(y, 18));
 }
 
-// uniform_float_avx2 from untempered state words (mt19937_draw_untempered): temper, transform, store, one pass.
-template <bool kMask>
-inline void uniform_float_untempered_avx2(float* out, const uint32_t* state, int64_t n, float from, float to,
-                                          float range, float threshold) {
+// kTemper: `words` are untempered state words (mt19937_draw_untempered), tempered here on the way (one pass).
+template <bool kMask, bool kTemper = false>
+inline void uniform_float_avx2(float* out, const uint32_t* words, int64_t begin, int64_t end, float from, float to,
+                               float range, float threshold) {
   const UniformFloat8<kMask> uniform(from, to, range, threshold);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(out + i, uniform(temper8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(state + i)))));
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i));
+    _mm256_storeu_ps(out + i, uniform(kTemper ? temper8(w) : w));
   }
-  for (; i < n; ++i) out[i] = uniform_float_scalar<kMask>(mt19937_temper_word(state[i]), from, to, range, threshold);
+  for (; i < end; ++i) {
+    out[i] =
+        uniform_float_scalar<kMask>(kTemper ? mt19937_temper_word(words[i]) : words[i], from, to, range, threshold);
+  }
 }
 #endif
 
@@ -522,9 +515,9 @@ void draw_uniform(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, i
       const float th = static_cast<float>(threshold);
       mt19937_draw_untempered(pod, n, [&](const uint32_t* state, int64_t len) {
         if (mask) {
-          uniform_float_untempered_avx2<true>(typed_out + done, state, len, f, t, range, th);
+          uniform_float_avx2<true, /*kTemper=*/true>(typed_out + done, state, 0, len, f, t, range, th);
         } else {
-          uniform_float_untempered_avx2<false>(typed_out + done, state, len, f, t, range, th);
+          uniform_float_avx2<false, /*kTemper=*/true>(typed_out + done, state, 0, len, f, t, range, th);
         }
         done += len;
       });
@@ -548,10 +541,7 @@ void draw_uniform(at::mt19937_data_pod& pod, c10::ScalarType dtype, void* out, i
 // then draws the next `count` into `out`.
 inline void skip_and_draw_words(at::mt19937_data_pod& pod, int64_t skip, uint32_t* out, int64_t count) {
   mt19937_draw_untempered(pod, skip, [](const uint32_t*, int64_t) {});
-  mt19937_draw_untempered(pod, count, [&](const uint32_t* state, int64_t n) {
-    mt19937_temper(state, out, n);
-    out += n;
-  });
+  mt19937_draw_pod(pod, out, count);
 }
 
 inline void normal_blocks(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first_block,

@@ -47,44 +47,47 @@ struct Entry {
   size_t out;
 };
 
-// Draws the words of a run whose elements are concatenated (ends[k]: the end of entry k's elements, strictly
-// increasing), `wpe` words per element, pieces starting at multiples of `align` elements, and calls
-// piece(k, local_begin, count, words) for every piece of entry k that a block of words covers.
+// Calls piece(k, local_begin, count, at) for the part [at, at + count) of each entry k inside the run's elements
+// [begin, end), in order, local_begin being the part's first element within entry k (ends[k]: the end of entry
+// k's elements, strictly increasing).
+template <typename Piece>
+void for_each_entry_part(const std::vector<int64_t>& ends, int64_t begin, int64_t end, const Piece& piece) {
+  size_t k = static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin());
+  for (int64_t at = begin; at < end; ++k) {
+    const int64_t first = k == 0 ? 0 : ends[k - 1];
+    const int64_t stop = std::min(end, ends[k]);
+    piece(k, at - first, stop - at, at);
+    at = stop;
+  }
+}
+
+// Draws the words of a run whose elements are concatenated (ends: as for_each_entry_part), `wpe` words per
+// element, pieces starting at multiples of `align` elements, and calls piece(k, local_begin, count, words) for
+// every piece of entry k that a block of words covers.
 template <typename Piece>
 void draw_run(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, int64_t wpe, int64_t align,
               const Piece& piece) {
-  const int64_t total = ends.back();
-  auto pieces = [&](int64_t begin, int64_t end, const uint32_t* w) {
-    size_t k = static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin());
-    for (int64_t at = begin; at < end; ++k) {
-      const int64_t first = k == 0 ? 0 : ends[k - 1];
-      const int64_t stop = std::min(end, ends[k]);
-      piece(k, at - first, stop - at, w + (at - begin) * wpe);
-      at = stop;
-    }
-  };
-  draw_elements(gen, /*words=*/nullptr, total, wpe, align, pieces,
-                torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
+  draw_elements(
+      gen, /*words=*/nullptr, ends.back(), wpe, align,
+      [&](int64_t begin, int64_t end, const uint32_t* w) {
+        for_each_entry_part(ends, begin, end, [&](size_t k, int64_t local, int64_t count, int64_t at) {
+          piece(k, local, count, w + (at - begin) * wpe);
+        });
+      },
+      torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
 }
 
 // draw_run for a kernel that writes its outputs straight from the engine: piece(k, local_begin, count, pod) draws
 // entry k's elements [local_begin, local_begin + count) from the engine whose data is `pod` (one word per
-// element). False, with
-// nothing drawn, where draw_fused leaves the draw to the pipeline (then draw_run it).
+// element). False, with nothing drawn, where draw_fused leaves the draw to the pipeline (then draw_run it).
 template <typename Piece>
 bool draw_run_fused(at::CPUGeneratorImpl* gen, const std::vector<int64_t>& ends, const Piece& piece) {
   return draw_fused(
       gen, ends.back(), /*align=*/1,
       [&](at::mt19937& engine, int64_t begin, int64_t len) {
-        const int64_t end = begin + len;
         at::mt19937_data_pod pod = engine.data();
-        size_t k = static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin());
-        for (int64_t at = begin; at < end; ++k) {
-          const int64_t first = k == 0 ? 0 : ends[k - 1];
-          const int64_t stop = std::min(end, ends[k]);
-          piece(k, at - first, stop - at, pod);
-          at = stop;
-        }
+        for_each_entry_part(ends, begin, begin + len,
+                            [&](size_t k, int64_t local, int64_t count, int64_t) { piece(k, local, count, pod); });
         engine.set_data(pod);
       },
       torch_stream_jump_min_threads_early().load(std::memory_order_relaxed));
