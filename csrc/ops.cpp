@@ -92,6 +92,9 @@ TORCH_LIBRARY(pyinit, m) {
   def("normal_blocks_(Tensor(a!)[] blocks, float mean, float std, int[] global_shape, int[] starts, "
       "Generator? generator=None) -> ()",
       seeded);
+  def("trunc_normal_blocks_(Tensor(a!)[] blocks, float mean, float std, float a, float b, int[] global_shape, "
+      "int[] starts, Generator? generator=None) -> ()",
+      seeded);
 
   // Many tensors in one call: entry i of every list goes with selfs[i]. The same values and generator state as
   // the single-tensor operator called on each tensor in list order; every entry is validated before the first
@@ -164,6 +167,8 @@ PYINIT_KERNELS(masked_uniform_blocks, at::TensorList blocks, double low, double 
                IntArrayRef global_shape, IntArrayRef starts, Gen generator)
 PYINIT_KERNELS(normal_blocks, at::TensorList blocks, double mean, double std, IntArrayRef global_shape,
                IntArrayRef starts, Gen generator)
+PYINIT_KERNELS(trunc_normal_blocks, at::TensorList blocks, double mean, double std, double a, double b,
+               IntArrayRef global_shape, IntArrayRef starts, Gen generator)
 // timm's truncated normal (csrc/cpu/timm_cpu.cpp, csrc/cuda/timm_cuda.cpp).
 PYINIT_KERNELS(timm_trunc_normal, Tensor self, double low, double high, double scale, double shift, double a, double b,
                std::optional<double> post_scale, std::optional<double> post_shift, Gen generator)
@@ -228,6 +233,7 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("uniform_blocks_", &cpu::uniform_blocks_cpu);
   m.impl("masked_uniform_blocks_", &cpu::masked_uniform_blocks_cpu);
   m.impl("normal_blocks_", &cpu::normal_blocks_cpu);
+  m.impl("trunc_normal_blocks_", &cpu::trunc_normal_blocks_cpu);
   m.impl("timm_trunc_normal_", &cpu::timm_trunc_normal_cpu);
   m.impl("fill_", &cpu::fill_cpu);
   m.impl("eye_", &cpu::eye_cpu);
@@ -256,6 +262,7 @@ TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
   m.impl("uniform_blocks_", &cuda::uniform_blocks_cuda);
   m.impl("masked_uniform_blocks_", &cuda::masked_uniform_blocks_cuda);
   m.impl("normal_blocks_", &cuda::normal_blocks_cuda);
+  m.impl("trunc_normal_blocks_", &cuda::trunc_normal_blocks_cuda);
   m.impl("timm_trunc_normal_", &cuda::timm_trunc_normal_cuda);
   m.impl("fill_", &cuda::fill_cuda);
   m.impl("eye_", &cuda::eye_cuda);

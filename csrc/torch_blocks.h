@@ -72,11 +72,13 @@ inline std::vector<ShardMap> validate_uniform_blocks(at::TensorList blocks, doub
   return maps;
 }
 
-// normal_blocks_: the blocks, then the dtype and std as normal_ checks them, then the write counted.
+// normal_blocks_ / trunc_normal_blocks_: the blocks, then the dtype and std as normal_ checks them, then the write
+// counted.
 inline std::vector<ShardMap> validate_normal_blocks(at::TensorList blocks, double std, at::IntArrayRef global_shape,
-                                                    at::IntArrayRef starts, int64_t* numel) {
+                                                    at::IntArrayRef starts, int64_t* numel,
+                                                    const char* op = "normal_") {
   std::vector<ShardMap> maps = validate_blocks(blocks, global_shape, starts, numel);
-  check_floating(blocks[0], "normal_");
+  check_floating(blocks[0], op);
   check_normal_std(std);
   count_block_writes(blocks);
   return maps;

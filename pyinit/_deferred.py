@@ -492,7 +492,7 @@ _SHARDED_REPLAY = True  # False: every storage made whole (benchmarks/sharded.py
 # twice (tests/test_sharded.py adds "cpu" to check the replay's logic with the CPU operators).
 _TORCH_BLOCK_WRITES = {
     getattr(ops, single).default: getattr(ops, on_blocks).default
-    for single, on_blocks in _BLOCK_OPS.items()
+    for single, on_blocks in {**_BLOCK_OPS, "trunc_normal_": "trunc_normal_blocks_"}.items()
 }
 _TORCH_BLOCK_REPLAY_DEVICES = frozenset({"cuda"})
 _SHARD_WRITES = frozenset(
@@ -620,11 +620,12 @@ def _params(func: Any, args: tuple, kwargs: dict) -> list[float]:
 
 # Note [The torch stream in the sharded replay]
 # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-# A torch-stream write (pyinit's uniform_, normal_, masked_uniform_) of a storage the sharded
-# replay keeps pending must still move the generator at its place in the record, or every later
-# draw would shift. At that place the replay snapshots the generator (a copy with its state), then
-# runs the operator on blocks with one empty block: nothing is written and the generator moves
-# exactly as the full replay's call moves it. The pending write keeps the snapshot as its
+# A torch-stream write (pyinit's uniform_, normal_, masked_uniform_, trunc_normal_) of a storage
+# the sharded replay keeps pending must still move the generator at its place in the record, or
+# every later draw would shift. At that place the replay snapshots the generator (a copy with its
+# state), then runs the operator on blocks with one empty block: nothing is written and the
+# generator moves exactly as the full replay's call moves it (trunc_normal_blocks_ counts the
+# whole call's rounds for that). The pending write keeps the snapshot as its
 # generator: each rank later draws its shard's values from it (_write_blocks), the values the
 # full replay's call writes there, and a storage wanted whole after all draws them whole from it.
 def _torch_write_in_order(entry: _Entry, ref: _MetaRef, device: torch.device) -> tuple:

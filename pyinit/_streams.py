@@ -268,7 +268,44 @@ class TorchStream(Stream):
                     )
                 torch.autograd.graph.increment_version(dt)
                 return dt
+        if primitive == "trunc_normal_" and self._trunc_normal_on_blocks(dt, args, kwargs):
+            return dt
         return super()._on_dtensor(primitive, dt, args, kwargs)
+
+    def _trunc_normal_on_blocks(self, dt: Tensor, args: tuple, kwargs: dict) -> bool:
+        """trunc_normal_ by normal proposals (p > 0.3) on the blocks of the rank's shard with
+        pyinit::trunc_normal_blocks_, where trunc_normal_ would run that kernel on the whole
+        tensor, and True; else False (torch's arithmetic, the narrow branch, std == 0, a
+        fallback): then the whole tensor is drawn (Note [DTensor shards])."""
+        params = args[:4]
+        generator = _call_generator("trunc_normal_", args, kwargs)
+        if (
+            len(params) != 4
+            or not set(kwargs) <= {"generator"}
+            or _not_numbers(params)
+            or not (generator is None or isinstance(generator, torch.Generator))
+        ):
+            return False
+        mean, std, a, b = (float(v) for v in params)
+        if std == 0:
+            return False
+        local = dt.to_local()
+        p = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std)
+        if (
+            p <= 0.3
+            or _trunc_normal_kernel_reason(local, p) is not None
+            or _support.fallback_reason(local, "trunc_normal_blocks_") is not None
+        ):
+            return False
+        # No far-mean warning here: a mean more than 2 std outside [a, b] leaves p < 0.023.
+        _, global_shape, blocks = _sharding.shard_blocks(dt)
+        targets, starts = _sharding.block_arguments(local, blocks)
+        with torch.no_grad():
+            ops.trunc_normal_blocks_(
+                targets, mean, std, a, b, list(global_shape), starts, generator
+            )
+        torch.autograd.graph.increment_version(dt)
+        return True
 
     def uniform_(self, tensor: Tensor, a: float, b: float, generator: Any = None) -> Tensor:
         if not _kernel("uniform_", tensor, a, b, generator):

@@ -33,6 +33,7 @@ SEEDED = (
     "uniform_blocks_",
     "masked_uniform_blocks_",
     "normal_blocks_",
+    "trunc_normal_blocks_",
     "philox_uniform_drawn_",
     "philox_normal_drawn_",
     "philox_masked_uniform_drawn_",
@@ -93,6 +94,10 @@ def _float_cases(device: str, dtype: torch.dtype):
         ("uniform_blocks_", ([t(2, 7), t(3, 7)], -1.0, 2.0, [5, 7], [0, 0, 2, 0], None)),
         ("masked_uniform_blocks_", ([t(33)], -10.0, 10.0, 5.0, [40], [7], None)),
         ("normal_blocks_", ([t(5, 3), t(0, 7)], 0.0, 1.0, [5, 7], [0, 4, 5, 0], None)),
+        (
+            "trunc_normal_blocks_",
+            ([t(9, 7), t(0, 7)], 0.0, 1.0, -1.0, 1.5, [9, 7], [0, 0, 9, 0], None),
+        ),
         ("uniform_many_", ([t(5, 7), t(3), t(0)], [-1.0, 0.0, 1.0], [2.0, 0.5, 1.0], None)),
         ("normal_many_", ([t(5, 7), t(3)], [0.0, 1.0], [1.0, 0.5], None)),
         ("philox_uniform_many_", ([t(5, 7), t(3)], [-1.0, 0.0], [2.0, 0.5], [KEY, 7], [OFFSET, 0])),

@@ -226,6 +226,20 @@ def _mixed():
     return Mixed()
 
 
+def _trunc():
+    """A parameter of trunc_normal_'s (a position embedding), and a Linear."""
+    from torch import nn
+
+    class Trunc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.empty(9, 6))
+            nn.init.trunc_normal_(self.pos, std=0.02)
+            self.proj = nn.Linear(6, 5)
+
+    return Trunc()
+
+
 def _model_worker(rank: int, world: int, port: int, results) -> None:
     with _gloo(rank, world, port):
         import warnings
@@ -329,6 +343,9 @@ def _model_worker(rank: int, world: int, port: int, results) -> None:
                 # a model whose tensors the sharded replay cannot all compute shard by shard
                 record = deferred_fsdp2(_mixed, 1, f"mixed {variant}")[3]
                 assert len(record.pending) == (0 if variant == "torch" else 2), variant
+                # trunc_normal_ computed shard by shard too (torch+blocks: trunc_normal_blocks_)
+                record = deferred_fsdp2(_trunc, 2, f"trunc {variant}")[3]
+                assert len(record.pending) == (0 if variant == "torch" else 3), variant
                 checked += 3
         pyinit._deferred._TORCH_BLOCK_REPLAY_DEVICES = frozenset({"cuda"})
         # A DTensor of another shape than the tensor it replaced, made in the block from a local
@@ -494,14 +511,21 @@ _BLOCK_INITIALIZERS = [
     ("kaiming_uniform_", {"a": math.sqrt(5)}),
     ("xavier_normal_", {}),
     ("masked_uniform_", {}),
+    ("trunc_normal_", {"std": 0.02}),
+    ("trunc_normal_", {"mean": 0.1, "std": 1.5, "a": -2.0, "b": 2.5}),
 ]
+
+
+def _no_whole_tensor(dt, fill):
+    raise AssertionError("drew the whole tensor (_sharding.fill_whole)")
 
 
 def _blocks_worker(device: str, rank: int, world: int, port: int, results) -> None:
     """Two ranks on one device (gloo, no collective in the calls; on CUDA both on GPU 0): DTensors
     made from local shards (DTensor.from_local, so nothing is scattered), initialized in the torch
     stream, each compared with its block of the tensor initialized whole on the same device from the
-    same seed, and the device's generator with one device's."""
+    same seed, and the device's generator with one device's. None may draw the whole tensor
+    (_sharding.fill_whole fails here)."""
     with _gloo(rank, world, port):
         import warnings
 
@@ -531,7 +555,10 @@ def _blocks_worker(device: str, rank: int, world: int, port: int, results) -> No
                     local, mesh, [Shard(dim)], run_check=False, shape=shape, stride=full.stride()
                 )
                 torch.manual_seed(99)
-                with _CountCollectives() as counter:
+                with (
+                    _CountCollectives() as counter,
+                    mock.patch.object(pyinit._sharding, "fill_whole", _no_whole_tensor),
+                ):
                     fn(dt, **kwargs)
                 where = f"{name} {device} {shape} Shard({dim}) rank {rank}/{world}"
                 assert counter.count == 0, where
@@ -556,4 +583,4 @@ def _blocks_worker(device: str, rank: int, world: int, port: int, results) -> No
 )
 def test_torch_stream_blocks_equal_one_device(device):
     counts = _spawn(functools.partial(_blocks_worker, device), 2)
-    assert counts == {0: 20, 1: 20}
+    assert counts == {0: 28, 1: 28}

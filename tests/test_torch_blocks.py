@@ -1,8 +1,8 @@
 """The torch stream's operators on blocks of a tensor (uniform_blocks_, masked_uniform_blocks_,
-normal_blocks_; Note [The torch stream on blocks], csrc/torch_blocks.h): each block gets exactly
-the values torch's own call on the whole tensor writes there, and the generator ends where that
-call leaves it. On CUDA each block is computed alone (Note [The torch stream on a block],
-csrc/cuda/torch_stream_kernels.cu); the CUDA cases skip without a GPU."""
+normal_blocks_, trunc_normal_blocks_; Note [The torch stream on blocks], csrc/torch_blocks.h):
+each block gets exactly the values torch's own call on the whole tensor writes there, and the
+generator ends where that call leaves it. On CUDA each block is computed alone (Note [The torch
+stream on a block], csrc/cuda/torch_stream_kernels.cu); the CUDA cases skip without a GPU."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ CALLS = {
         lambda t, g: t.mul_(t.uniform_(-10.0, 10.0, generator=g).abs() >= 5.0),
         lambda blocks, shape, starts, g: ops.masked_uniform_blocks_(
             blocks, -10.0, 10.0, 5.0, shape, starts, g
+        ),
+    ),
+    # torch's normal-proposal rounds (mass inside [a, b] > 0.3): about 1 value in 13 resampled
+    "trunc_normal_blocks_": (
+        lambda t, g: torch.nn.init.trunc_normal_(t, 0.1, 1.5, -2.0, 2.5, generator=g),
+        lambda blocks, shape, starts, g: ops.trunc_normal_blocks_(
+            blocks, 0.1, 1.5, -2.0, 2.5, shape, starts, g
         ),
     ),
 }
@@ -139,12 +146,16 @@ def test_default_generator(device):
     [
         (lambda b, g: ops.uniform_blocks_(b, 2.0, 1.0, [6, 4], [0, 0], g), "expects to return"),
         (lambda b, g: ops.normal_blocks_(b, 0.0, -1.0, [6, 4], [0, 0], g), "std >= 0.0"),
+        (
+            lambda b, g: ops.trunc_normal_blocks_(b, 0.0, -1.0, -2.0, 2.0, [6, 4], [0, 0], g),
+            "std >= 0.0",
+        ),
         (lambda b, g: ops.uniform_blocks_(b, 0.0, 1.0, [6, 4], [0], g), "one entry per dimension"),
         (lambda b, g: ops.uniform_blocks_(b, 0.0, 1.0, [5, 4], [3, 0], g), "does not fit"),
         # The dispatcher refuses an empty list (it dispatches on the tensors).
         (lambda b, g: ops.uniform_blocks_([], 0.0, 1.0, [6, 4], [], g), "no tensor arguments"),
     ],
-    ids=["bounds", "std", "starts", "outside", "no_blocks"],
+    ids=["bounds", "std", "trunc_std", "starts", "outside", "no_blocks"],
 )
 def test_bad_input_leaves_everything_untouched(call, error, device):
     gen = torch.Generator(device=device).manual_seed(1)
@@ -189,13 +200,15 @@ def test_cpu_blocks_allocate_no_whole_tensor(op):
     # words but holds no tensor of its size, so the process's peak memory (ru_maxrss, in a fresh
     # interpreter) grows by far less than 128 MiB; a whole temporary, written, would add all of it.
     # One thread: the serial draw, whose one buffer cannot grow (the pipeline's overflow buffers for
-    # a descheduled consumer could, on a loaded box).
+    # a descheduled consumer could, on a loaded box). trunc_normal_blocks_ also holds its pending
+    # indices and a pointer each (16 bytes per value outside [-2.5, 2.5]: about 6 MiB here).
     script = (
         "import resource, torch, pyinit\n"
         "torch.set_num_threads(1)\n"
         f"op = getattr(torch.ops.pyinit, {op!r})\n"
         "args = {'uniform_blocks_': (-1.0, 1.0), 'normal_blocks_': (0.0, 1.0),\n"
-        "        'masked_uniform_blocks_': (-10.0, 10.0, 5.0)}[" + repr(op) + "]\n"
+        "        'masked_uniform_blocks_': (-10.0, 10.0, 5.0),\n"
+        "        'trunc_normal_blocks_': (0.0, 1.0, -2.5, 2.5)}[" + repr(op) + "]\n"
         "block, g = torch.empty(1, 8193), torch.Generator().manual_seed(0)\n"
         "op([block], *args, [64, 8193], [7, 0], g)\n"  # warm-up (code, thread buffers), small
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

@@ -249,12 +249,28 @@ std::vector<int64_t> out_of_bounds(const scalar_t* values, int64_t n, double lo_
   return pending;
 }
 
+// Appends to `found` the indices base + j of the values x[j], j < len, outside [lo_, hi_] (the bounds rounded to
+// the dtype, as out_of_bounds takes them), ascending.
+template <typename scalar_t>
+void append_out_of_bounds(const scalar_t* x, int64_t len, double lo_, double hi_, int64_t base,
+                          std::vector<int64_t>& found) {
+  using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+  const opmath_t lo = static_cast<opmath_t>(static_cast<scalar_t>(lo_));
+  const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(hi_));
+  for (int64_t i = 0; i < len; i += 64) {
+    for (uint64_t bits = outside_bits(x + i, std::min<int64_t>(64, len - i), lo, hi); bits != 0; bits &= bits - 1) {
+      found.push_back(base + i + __builtin_ctzll(bits));
+    }
+  }
+}
+
 // One resampling round of trunc_normal_ (below) when its pending elements are few: the words of their Box-Muller
 // blocks alone are drawn (and evaluated) on the calling thread, and the words between them are skipped, by
 // twisting without tempering for short gaps and by jump-ahead for long ones (Note [MT19937 jump-ahead]). The
 // generator ends exactly where drawing all `main_words` words of the round leaves it. `p` is sorted.
-void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values, int64_t* p, int64_t count,
-                  int64_t main_words, int64_t words_per_element, double mean, double std, double a, double b) {
+void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values, int64_t* p, void* const* d,
+                  int64_t count, int64_t main_words, int64_t words_per_element, double mean, double std, double a,
+                  double b) {
   const auto& kernels = torch_stream_kernels();
   // Twisting costs about half of drawing, so a gap pays for a jump at twice the jump's cost in drawn words.
   const int64_t jump_from = 2 * torch_stream_jump_cost_words().load(std::memory_order_relaxed);
@@ -278,12 +294,84 @@ void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values,
     int64_t last = k + 1;
     while (last < count && p[last] < block + 16) ++last;
     skip_and_draw(block * words_per_element, block_words, 16 * words_per_element);
-    kernels.normal_resample(dtype, values, block_words, block, p + k, last - k, mean, std, a, b);
+    kernels.normal_resample(dtype, values, block_words, block, p + k, last - k, mean, std, a, b, d ? d + k : nullptr);
     k = last;
   }
   skip_and_draw(main_words, nullptr, 0);
   engine.set_data(pod);
   gen->set_engine(engine);
+}
+
+// The resampling rounds of trunc_normal_ (Note [trunc_normal_ by normal proposals]) on a row-major tensor of n >= 16
+// elements after its first normal_: `pending` holds the sorted indices of the values outside [a, b], and is
+// consumed. Each accepted proposal goes to values[i], or, with `destinations` (one per entry of `pending`, kept in
+// step with it), to its destination (nowhere where that is null). The generator moves as torch's rounds move it.
+void resample_rounds(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values, int64_t n,
+                     std::vector<int64_t>& pending, std::vector<void*>* destinations, double mean, double std, double a,
+                     double b) {
+  const auto& kernels = torch_stream_kernels();
+  const int64_t main_words = normal_fill_main_words(dtype, n);
+  const int64_t tail_count = normal_fill_tail_words(dtype, n);
+  const int64_t words_per_element = torch_words_per_element(dtype);
+  const int64_t main_elements = main_words / words_per_element;
+  const int64_t blocks = (main_elements + kPipelineBlock - 1) / kPipelineBlock;
+  // Indices from tail_start on take their proposal from the tail block (normal_fill recomputes [n - 16, n)).
+  const int64_t tail_start = tail_count > 0 ? n - 16 : n;
+  std::vector<int64_t> bounds(static_cast<size_t>(blocks) + 1);
+  std::vector<int64_t> sorted;
+  int64_t count = static_cast<int64_t>(pending.size());
+  while (count > 0) {
+    int64_t* p = pending.data();
+    void** d = destinations != nullptr ? destinations->data() : nullptr;
+    auto at = [d](int64_t k) -> void* const* { return d != nullptr ? d + k : nullptr; };
+    const int64_t main_count = std::lower_bound(p, p + count, tail_start) - p;
+    if (main_count * 16 * words_per_element * 8 < main_words) {
+      sparse_round(gen, dtype, values, p, d, main_count, main_words, words_per_element, mean, std, a, b);
+    } else {
+      // Each pipeline block's share of the (sorted) pending indices, found before any entry is marked.
+      for (int64_t blk = 0; blk <= blocks; ++blk) {
+        bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
+      }
+      bounds[blocks] = main_count;
+      // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
+      // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
+      // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
+      if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
+      const bool parallel = jump_parallel_draw(
+          gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
+            const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
+            const int64_t first = std::lower_bound(sorted.begin(), sorted.end(), begin) - sorted.begin();
+            const int64_t last = std::lower_bound(sorted.begin(), sorted.end(), end) - sorted.begin();
+            if (last > first) {
+              kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a, b, at(first));
+            }
+          });
+      if (!parallel) {
+        draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
+                           [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
+                             const int64_t blk = begin / kPipelineBlock;
+                             const int64_t first = bounds[blk], last = bounds[blk + 1];
+                             if (last > first) {
+                               kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a,
+                                                       b, at(first));
+                             }
+                           });
+      }
+    }
+    uint32_t tail[32];
+    draw_words(gen, tail, tail_count);
+    if (count > main_count) {
+      kernels.normal_resample(dtype, values, tail, n - 16, p + main_count, count - main_count, mean, std, a, b,
+                              at(main_count));
+    }
+    int64_t kept = 0;
+    for (int64_t k = 0; k < count; ++k) {
+      if (p[k] < 0) continue;
+      if (d != nullptr) d[kept] = d[k];
+      p[kept++] = p[k];
+    }
+    count = kept;
+  }
 }
 
 }  // namespace
@@ -310,63 +398,7 @@ void trunc_normal_cpu(at::Tensor self, double mean, double std, double a, double
     if (pending.empty()) return;
     count_extra_writes(self, 1);  // torch's tensor.copy_(result) after a resampling round
     if (n >= 16 && self.is_contiguous()) {
-      const int64_t main_words = normal_fill_main_words(dtype, n);
-      const int64_t tail_count = normal_fill_tail_words(dtype, n);
-      const int64_t words_per_element = torch_words_per_element(dtype);
-      const int64_t main_elements = main_words / words_per_element;
-      const int64_t blocks = (main_elements + kPipelineBlock - 1) / kPipelineBlock;
-      // Indices from tail_start on take their proposal from the tail block (normal_fill recomputes [n - 16, n)).
-      const int64_t tail_start = tail_count > 0 ? n - 16 : n;
-      std::vector<int64_t> bounds(static_cast<size_t>(blocks) + 1);
-      std::vector<int64_t> sorted;
-      int64_t count = static_cast<int64_t>(pending.size());
-      while (count > 0) {
-        int64_t* p = pending.data();
-        const int64_t main_count = std::lower_bound(p, p + count, tail_start) - p;
-        if (main_count * 16 * words_per_element * 8 < main_words) {
-          sparse_round(gen, dtype, values, p, main_count, main_words, words_per_element, mean, std, a, b);
-        } else {
-          // Each pipeline block's share of the (sorted) pending indices, found before any entry is marked.
-          for (int64_t blk = 0; blk <= blocks; ++blk) {
-            bounds[blk] = std::lower_bound(p, p + main_count, std::min(blk * kPipelineBlock, main_elements)) - p;
-          }
-          bounds[blocks] = main_count;
-          // The round's words are drawn block by block (no whole-tensor buffer) and evaluated as drawn: in parallel
-          // ranges by jump-ahead, else through the pipeline's ring. A piece's pending indices are looked up in
-          // `sorted`, a copy: normal_resample marks accepted entries of `pending` while other pieces search.
-          if (jump_parallel_draw_considered(main_words)) sorted.assign(p, p + main_count);
-          const bool parallel = jump_parallel_draw(
-              gen, main_words, 16 * words_per_element, [&](int64_t first_word, const uint32_t* w, int64_t len) {
-                const int64_t begin = first_word / words_per_element, end = begin + len / words_per_element;
-                const int64_t first = std::lower_bound(sorted.begin(), sorted.end(), begin) - sorted.begin();
-                const int64_t last = std::lower_bound(sorted.begin(), sorted.end(), end) - sorted.begin();
-                if (last > first) {
-                  kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std, a, b);
-                }
-              });
-          if (!parallel) {
-            draw_and_transform(gen, /*words=*/nullptr, main_elements, words_per_element,
-                               [&](int64_t begin, int64_t /*end*/, const uint32_t* w) {
-                                 const int64_t blk = begin / kPipelineBlock;
-                                 const int64_t first = bounds[blk], last = bounds[blk + 1];
-                                 if (last > first) {
-                                   kernels.normal_resample(dtype, values, w, begin, p + first, last - first, mean, std,
-                                                           a, b);
-                                 }
-                               });
-          }
-        }
-        uint32_t tail[32];
-        draw_words(gen, tail, tail_count);
-        if (count > main_count) {
-          kernels.normal_resample(dtype, values, tail, n - 16, p + main_count, count - main_count, mean, std, a, b);
-        }
-        int64_t kept = 0;
-        for (int64_t k = 0; k < count; ++k) {
-          if (p[k] >= 0) p[kept++] = p[k];
-        }
-        count = kept;
-      }
+      resample_rounds(gen, dtype, values, n, pending, /*destinations=*/nullptr, mean, std, a, b);
     } else {
       // Serial path (fewer than 16 elements, or a dense non-contiguous layout): every round draws all n values
       // in memory order through the generator's cached-sample chain.
@@ -445,6 +477,17 @@ class BlockRuns {
   std::vector<int64_t> ends_;
 };
 
+// Each block gets its part of `whole` (a tensor of the global shape): the calls on fewer than 16 elements, which
+// draw the whole as torch's serial path does.
+void copy_blocks_out(at::TensorList blocks, const at::Tensor& whole, at::IntArrayRef starts) {
+  const int64_t dim = whole.dim();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    at::Tensor view = whole;
+    for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
+    copy_into(blocks[i], view);
+  }
+}
+
 // uniform_ on blocks: the whole tensor's words are drawn (parallel ranges or the pipeline, as uniform_ draws them),
 // and only the blocks' elements are computed, straight into the blocks: no temporary of the whole tensor. Each
 // piece of the draw writes the parts of the blocks' runs it covers.
@@ -502,12 +545,7 @@ void normal_blocks_cpu(at::TensorList blocks, double mean, double std, at::IntAr
       std::lock_guard<std::mutex> lock(gen->mutex_);
       normal_locked(gen, whole, out, mean, std);
     }
-    const int64_t dim = whole.dim();
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      at::Tensor view = whole;
-      for (int64_t d = 0; d < dim; ++d) view = view.narrow(d, starts[i * dim + d], blocks[i].size(d));
-      copy_into(blocks[i], view);
-    }
+    copy_blocks_out(blocks, whole, starts);
     return;
   }
   // normal_fill's words for the whole tensor, as normal_locked draws them; each piece computes the Box-Muller
@@ -545,6 +583,90 @@ void normal_blocks_cpu(at::TensorList blocks, double mean, double std, at::IntAr
       });
     }
   }
+  runs.commit();
+}
+
+// trunc_normal_ on blocks (Note [trunc_normal_ by normal proposals]): the first normal_ as normal_blocks_ draws
+// it, each piece computing all of its Box-Muller blocks into a scratch buffer (every value decides whether the call
+// resamples), copying the blocks' parts out and noting the indices outside [a, b]; then the rounds over those
+// indices, which write accepted proposals into the blocks straight and drop the others'. The memory beyond the
+// blocks is the pending indices (about 1 in 22 elements at [-2, 2] std) and a pointer each: no tensor of the
+// whole's size.
+void trunc_normal_blocks_cpu(at::TensorList blocks, double mean, double std, double a, double b,
+                             at::IntArrayRef global_shape, at::IntArrayRef starts,
+                             std::optional<at::Generator> generator) {
+  int64_t numel = 0;
+  const std::vector<ShardMap> maps = validate_normal_blocks(blocks, std, global_shape, starts, &numel, "trunc_normal_");
+  if (numel == 0) return;
+  const auto dtype = blocks[0].scalar_type();
+  if (numel < 16) {
+    // torch's serial rounds on the whole (< 16 elements), then the blocks copied out.
+    at::Tensor whole = at::empty(global_shape, blocks[0].options().memory_format(at::MemoryFormat::Contiguous));
+    trunc_normal_cpu(whole, mean, std, a, b, generator);
+    copy_blocks_out(blocks, whole, starts);
+    return;
+  }
+  auto* gen = cpu_generator(generator);
+  BlockRuns runs(blocks, maps);
+  const auto& kernels = torch_stream_kernels();
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t main_words = normal_fill_main_words(dtype, numel);
+  const int64_t tail_count = normal_fill_tail_words(dtype, numel);
+  const int64_t words_per_element = torch_words_per_element(dtype);
+  const int64_t tail_start = tail_count > 0 ? numel - 16 : numel;  // the tail block recomputes [numel - 16, numel)
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_trunc_normal_blocks", [&] {
+    std::mutex found_mutex;
+    std::vector<std::pair<int64_t, std::vector<int64_t>>> found;  // (piece start, its indices outside [a, b])
+    draw_elements(gen, /*words=*/nullptr, main_words / words_per_element, words_per_element, /*align=*/16,
+                  [&](int64_t begin, int64_t end, const uint32_t* w) {
+                    const int64_t whole_blocks = (end - begin) / 16;  // a partial last block is the tail's
+                    if (whole_blocks == 0) return;
+                    thread_local std::vector<scalar_t> scratch;
+                    if (scratch.size() < static_cast<size_t>(whole_blocks * 16)) scratch.resize(whole_blocks * 16);
+                    kernels.normal_blocks(dtype, scratch.data(), w, 0, whole_blocks, mean, std, /*zero_mask=*/nullptr);
+                    runs.for_each_part(begin, begin + whole_blocks * 16, [&](int64_t first, int64_t last, char* out) {
+                      std::memcpy(out, scratch.data() + (first - begin), static_cast<size_t>((last - first) * element));
+                    });
+                    std::vector<int64_t> outside;
+                    append_out_of_bounds(scratch.data(), std::min(begin + whole_blocks * 16, tail_start) - begin, a, b,
+                                         begin, outside);
+                    if (!outside.empty()) {
+                      std::lock_guard<std::mutex> found_lock(found_mutex);
+                      found.emplace_back(begin, std::move(outside));
+                    }
+                  });
+    std::sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<int64_t> pending;
+    for (const auto& piece : found) pending.insert(pending.end(), piece.second.begin(), piece.second.end());
+    found.clear();
+    uint32_t tail[32];
+    draw_words(gen, tail, tail_count);
+    if (tail_count > 0) {
+      scalar_t values[16];
+      kernels.normal_tail(dtype, values, 16, tail, mean, std, /*zero_mask=*/nullptr);
+      runs.for_each_part(numel - 16, numel, [&](int64_t first, int64_t last, char* out) {
+        std::memcpy(out, values + (first - (numel - 16)), static_cast<size_t>((last - first) * element));
+      });
+      append_out_of_bounds(values, 16, a, b, numel - 16, pending);
+    }
+    if (pending.empty()) return;
+    // Each pending element's place in the first block run that holds it (none: outside the blocks); where
+    // overlapping blocks hold it twice, the other places get a copy after the rounds.
+    std::vector<void*> destinations(pending.size(), nullptr);
+    std::vector<std::pair<char*, const char*>> copies;
+    for (size_t k = 0; k < pending.size(); ++k) {
+      runs.for_each_part(pending[k], pending[k] + 1, [&](int64_t, int64_t, char* out) {
+        if (destinations[k] == nullptr) {
+          destinations[k] = out;
+        } else {
+          copies.emplace_back(out, static_cast<const char*>(destinations[k]));
+        }
+      });
+    }
+    resample_rounds(gen, dtype, /*values=*/nullptr, numel, pending, &destinations, mean, std, a, b);
+    for (const auto& [to, from] : copies) std::memcpy(to, from, static_cast<size_t>(element));
+  });
   runs.commit();
 }
 

@@ -49,9 +49,11 @@ struct TorchStreamKernels {
                       const ZeroMask* zero_mask);
   // One resampling round of trunc_normal_ (normal proposal) for the sorted indices pending[0, count): each gets
   // the value normal_fill would give it from `words` (the words of the elements from `first` on, `first` a
-  // Box-Muller block start); values inside [lo, hi] are written and their entries set to -1.
+  // Box-Muller block start); values inside [lo, hi] are written and their entries set to -1. The value of
+  // pending[k] goes to out[pending[k]], or, when `destinations` is not null, to destinations[k] (dropped where that
+  // is null: trunc_normal_blocks_' elements outside the blocks, whose acceptance alone matters).
   void (*normal_resample)(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first, int64_t* pending,
-                          int64_t count, double mean, double std, double lo, double hi);
+                          int64_t count, double mean, double std, double lo, double hi, void* const* destinations);
   bool fma;  // whether x * y + z is one fused operation in this capability
 };
 

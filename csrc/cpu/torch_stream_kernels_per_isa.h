@@ -415,7 +415,7 @@ void normal_tail_impl(scalar_t* out, int64_t n, const uint32_t* tail_words, doub
 // Serial; the caller parallelizes.
 template <typename scalar_t>
 void normal_resample_impl(scalar_t* out, const uint32_t* words, int64_t first, int64_t* pending, int64_t count,
-                          double mean, double std, double lo_, double hi_) {
+                          double mean, double std, double lo_, double hi_, void* const* destinations) {
   using opmath_t = opmath_type<scalar_t>;
   const BoxMuller16<opmath_t> box_muller{static_cast<opmath_t>(mean), static_cast<opmath_t>(std)};
   constexpr int64_t kWordsPerElement = std::is_same_v<scalar_t, double> ? 2 : 1;
@@ -426,7 +426,11 @@ void normal_resample_impl(scalar_t* out, const uint32_t* words, int64_t first, i
     const scalar_t value = static_cast<scalar_t>(proposal);
     const opmath_t v = static_cast<opmath_t>(value);
     if (!(v < lo) && !(v > hi)) {
-      out[i] = value;
+      if (destinations == nullptr) {
+        out[i] = value;
+      } else if (destinations[k] != nullptr) {
+        *static_cast<scalar_t*>(destinations[k]) = value;
+      }
       pending[k] = -1;
     }
   };
@@ -557,9 +561,9 @@ inline void normal_tail(c10::ScalarType dtype, void* out, int64_t n, const uint3
 }
 
 inline void normal_resample(c10::ScalarType dtype, void* out, const uint32_t* words, int64_t first, int64_t* pending,
-                            int64_t count, double mean, double std, double lo, double hi) {
+                            int64_t count, double mean, double std, double lo, double hi, void* const* destinations) {
   dispatch_out(dtype, out, [&](auto* typed_out) {
-    normal_resample_impl(typed_out, words, first, pending, count, mean, std, lo, hi);
+    normal_resample_impl(typed_out, words, first, pending, count, mean, std, lo, hi, destinations);
   });
 }
 

@@ -18,6 +18,12 @@ void launch_normal(DType dtype, const RandomLaunch& launch, const NormalParams& 
 void launch_trunc_normal(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params, cudaStream_t stream);
 void launch_uniform_block(DType dtype, const BlockLaunch& launch, const UniformParams& params, cudaStream_t stream);
 void launch_normal_block(DType dtype, const BlockLaunch& launch, const NormalParams& params, cudaStream_t stream);
+// trunc_normal_ on blocks: the whole call's rounds into *params.max_round (atomicMax, nothing written), then one
+// block's elements given that count.
+void launch_trunc_normal_rounds(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params,
+                                cudaStream_t stream);
+void launch_trunc_normal_block(DType dtype, const BlockLaunch& launch, const TruncNormalParams& params, int32_t rounds,
+                               cudaStream_t stream);
 // self[rows[c * zeros + k], c] = 0 for every column c < cols and k < zeros (structured_kernels.cu).
 void launch_sparse_zero(DType dtype, void* data, int64_t row_stride, int64_t col_stride, const int64_t* rows,
                         int64_t cols, int64_t zeros, cudaStream_t stream);
@@ -27,6 +33,15 @@ namespace {
 // Upper bound on trunc_normal_ rounds. torch would loop forever when no value can be accepted (the Python
 // wrapper only takes this path when the mass inside [a, b] exceeds 0.3, so ~50 rounds suffice for 2^40 values).
 constexpr int32_t kTruncNormalMaxRounds = 10000;
+
+// trunc_normal_ refuses graph capture: the number of rounds depends on the data.
+void check_not_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  TORCH_CHECK(capture == cudaStreamCaptureStatusNone,
+              "pyinit.trunc_normal_: not capturable in a CUDA graph (the number of rounds depends on the data, "
+              "as in torch.nn.init.trunc_normal_)");
+}
 
 // One torch distribution call over `self` (validated, numel > 0): reserve the generator's offsets as
 // torch does, then launch(dtype, launch, stream) for each piece.
@@ -153,11 +168,7 @@ void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, doubl
   if (!validate_trunc_normal(self, std)) return;
   c10::cuda::CUDAGuard device_guard(self.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  TORCH_CHECK(capture == cudaStreamCaptureStatusNone,
-              "pyinit.trunc_normal_: not capturable in a CUDA graph (the number of rounds depends on the data, "
-              "as in torch.nn.init.trunc_normal_)");
+  check_not_capturing(stream);
   const DType dtype = to_dtype(self.scalar_type());
   const DeviceLimits limits = checked_device_limits(self);
   MemoryOrderOutput out(self);
@@ -180,6 +191,51 @@ void trunc_normal_cuda(at::Tensor self, double mean, double std, double a, doubl
   for (int32_t round = 1; round <= rounds; ++round) reserve_launches(gen, out, pieces, dtype, limits);
   out.commit();
   if (rounds > 0) count_extra_writes(self, 1);  // torch's tensor.copy_(result) after a resampling round
+}
+
+// trunc_normal_ on blocks (Note [The torch stream on blocks]): every rank counts the whole call's rounds (each
+// element's proposals, nothing stored), then computes only its blocks' elements; the generator moves by the whole
+// call's rounds, as trunc_normal_cuda moves it.
+void trunc_normal_blocks_cuda(at::TensorList blocks, double mean, double std, double a, double b,
+                              at::IntArrayRef global_shape, at::IntArrayRef starts,
+                              std::optional<at::Generator> generator) {
+  int64_t numel = 0;
+  const std::vector<ShardMap> maps = validate_normal_blocks(blocks, std, global_shape, starts, &numel, "trunc_normal_");
+  if (numel == 0) return;
+  c10::cuda::CUDAGuard device_guard(blocks[0].device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  check_not_capturing(stream);
+  const DType dtype = to_dtype(blocks[0].scalar_type());
+  const DeviceLimits limits = checked_device_limits(blocks[0]);
+  const std::vector<IndexPiece> pieces = split_32bit_1d(numel, dtype_size(dtype));
+  std::vector<PhiloxShard> shards;
+  for (const ShardMap& map : maps) shards.push_back(map.device_shard());
+  auto* gen = cuda_generator(generator);
+  at::Tensor max_round = at::zeros({1}, blocks[0].options().dtype(at::kInt));
+  std::lock_guard<std::mutex> lock(gen->mutex_);  // held across the rounds, as in trunc_normal_cuda
+  uint64_t round_stride = 0;
+  const std::vector<ReservedPiece> reserved = reserve_pieces(gen, numel, pieces, dtype, limits, &round_stride);
+  const TruncNormalParams params{mean, std, a, b, round_stride, kTruncNormalMaxRounds, max_round.data_ptr<int32_t>()};
+  for (const ReservedPiece& r : reserved) {
+    launch_trunc_normal_rounds(dtype, RandomLaunch{nullptr, r.piece.numel, r.threads, r.philox, limits}, params,
+                               stream);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  const int32_t rounds = max_round.item<int32_t>();
+  TORCH_CHECK(rounds < kTruncNormalMaxRounds, "pyinit.trunc_normal_: no value inside [", a, ", ", b, "] after ",
+              kTruncNormalMaxRounds, " rounds of normal(", mean, ", ", std, ") proposals");
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].numel() == 0) continue;
+    RowMajorOutput out(blocks[i]);
+    for (const ReservedPiece& r : reserved) {
+      const BlockLaunch piece{out.data(), blocks[i].numel(), shards[i], r.piece.start, r.piece.start + r.piece.numel,
+                              r.threads,  r.philox,          limits};
+      launch_trunc_normal_block(dtype, piece, params, rounds, stream);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    out.commit();
+  }
+  for (int32_t round = 1; round <= rounds; ++round) reserve_pieces(gen, numel, pieces, dtype, limits);
 }
 
 void sparse_cuda(at::Tensor self, int64_t num_zeros, double std, std::optional<at::Generator> generator) {

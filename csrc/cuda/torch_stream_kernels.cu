@@ -159,8 +159,9 @@ __global__ void __launch_bounds__(kBlockSize)
 // Round r's candidate for element li is a pure function of (seed, offset + r * round_stride, li), so each
 // pyinit thread loops over rounds for its own elements only, computing Box-Muller only for pairs that still
 // have a pending element, and reports the largest round it needed (atomicMax). The glue then advances the
-// generator by as many rounds as torch would have run.
-template <typename Ops, bool kAligned>
+// generator by as many rounds as torch would have run. Without kStore the kernel only counts the rounds (out is
+// unused): trunc_normal_blocks_ needs the whole tensor's count, then writes its blocks' elements alone.
+template <typename Ops, bool kAligned, bool kStore = true>
 __global__ void __launch_bounds__(kBlockSize)
     trunc_normal_kernel(typename Ops::storage_t* out, int64_t numel, int64_t torch_threads, PhiloxArgs philox,
                         NormalTransform<Ops> transform, typename Ops::opmath_t lo, typename Ops::opmath_t hi,
@@ -213,10 +214,12 @@ __global__ void __launch_bounds__(kBlockSize)
       }
     }
     if (pending != 0) thread_max = max_rounds;
+    if constexpr (kStore) {
 #pragma unroll
-    for (int l = 0; l < U; ++l) {
-      const int64_t li = base + l * torch_threads;
-      store_group<storage_t, V, kAligned>(out + li, values[l], numel - li);
+      for (int l = 0; l < U; ++l) {
+        const int64_t li = base + l * torch_threads;
+        store_group<storage_t, V, kAligned>(out + li, values[l], numel - li);
+      }
     }
   });
   if (thread_max > 0) atomicMax(max_round, thread_max);
@@ -232,32 +235,68 @@ __global__ void __launch_bounds__(kBlockSize)
 // among U elements S apart, which a block seldom holds together), and writes nothing outside the block. The glue
 // reserves the whole tensor's offsets from the generator, as torch's call does, and launches once per 32-bit
 // piece of the whole tensor (elements outside [begin, end) are left to the other pieces' launches).
+// The row-major index in the whole tensor of element e (row-major) of the block `shard` describes.
+__device__ __forceinline__ int64_t whole_index(const PhiloxShard& shard, int64_t e) {
+  if (shard.dim == 0) return e;
+  int64_t rest = e, li = 0;
+  for (int k = shard.dim - 1; k >= 0; --k) {
+    const int64_t size = shard.local[k];
+    const int64_t index = rest % size;
+    rest /= size;
+    li += (shard.start[k] + index) * shard.global_stride[k];
+  }
+  return li;
+}
+
+// Calls body(e, thread, call, lane) for every element e (row-major) of the block `shard` describes whose index in
+// the whole tensor lies in the piece [begin, end): the torch thread, call and lane that draw that index - begin.
+template <int U, typename Body>
+__device__ __forceinline__ void for_each_block_element(int64_t count, const PhiloxShard& shard, int64_t begin,
+                                                       int64_t end, int64_t torch_threads, Body&& body) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += stride) {
+    const int64_t li = whole_index(shard, e);
+    if (li < begin || li >= end) continue;
+    const int64_t step = (li - begin) / torch_threads;
+    body(e, (li - begin) % torch_threads, step / U, static_cast<int>(step % U));
+  }
+}
+
 template <typename Ops, typename Transform>
 __global__ void __launch_bounds__(kBlockSize)
     block_kernel(typename Ops::storage_t* out, int64_t count, PhiloxShard shard, int64_t begin, int64_t end,
                  int64_t torch_threads, PhiloxArgs philox, Transform transform) {
-  constexpr int U = Ops::kUnroll;
   uint64_t seed, offset;
   unpack_philox(philox, &seed, &offset);
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += stride) {
-    int64_t li = e;
-    if (shard.dim > 0) {
-      int64_t rest = e;
-      li = 0;
-      for (int k = shard.dim - 1; k >= 0; --k) {
-        const int64_t size = shard.local[k];
-        const int64_t index = rest % size;
-        rest /= size;
-        li += (shard.start[k] + index) * shard.global_stride[k];
-      }
-    }
-    if (li < begin || li >= end) continue;
-    li -= begin;
-    const int64_t step = li / torch_threads;
-    const Philox4x32Counter block = torch_cuda_philox_block(seed, offset, li % torch_threads, step / U);
-    out[e] = transform.lane(block, static_cast<int>(step % U));
-  }
+  for_each_block_element<Ops::kUnroll>(
+      count, shard, begin, end, torch_threads, [&](int64_t e, int64_t thread, int64_t call, int lane) {
+        out[e] = transform.lane(torch_cuda_philox_block(seed, offset, thread, call), lane);
+      });
+}
+
+// trunc_normal_ on a block (Note [The torch stream on a block], Note [trunc_normal_ in one kernel]): each element
+// of the block takes round r's proposal for its index until one lies in [lo, hi]. `rounds` is the whole call's
+// count (found first by trunc_normal_kernel without stores), so every element is accepted by round `rounds`.
+template <typename Ops>
+__global__ void __launch_bounds__(kBlockSize)
+    trunc_normal_block_kernel(typename Ops::storage_t* out, int64_t count, PhiloxShard shard, int64_t begin,
+                              int64_t end, int64_t torch_threads, PhiloxArgs philox, NormalTransform<Ops> transform,
+                              typename Ops::opmath_t lo, typename Ops::opmath_t hi, uint64_t round_stride,
+                              int32_t rounds) {
+  using storage_t = typename Ops::storage_t;
+  uint64_t seed, offset;
+  unpack_philox(philox, &seed, &offset);
+  for_each_block_element<Ops::kUnroll>(
+      count, shard, begin, end, torch_threads, [&](int64_t e, int64_t thread, int64_t call, int lane) {
+        storage_t value{};
+        for (int32_t round = 0; round <= rounds; ++round) {
+          const uint64_t round_offset = offset + static_cast<uint64_t>(round) * round_stride;
+          value = transform.lane(torch_cuda_philox_block(seed, round_offset, thread, call), lane);
+          const auto c = Ops::widen(value);
+          if (!(c < lo) && !(c > hi)) break;  // torch: mask = (result < lo) | (result > hi)
+        }
+        out[e] = value;
+      });
 }
 
 // `needed` blocks of kBlockSize threads, capped at as many as the GPU holds at once for `kernel` (so that its
@@ -309,7 +348,8 @@ void launch_distribution(const RandomLaunch& launch, const Transform& transform,
   }
 }
 
-template <typename Ops, bool kAligned>
+// kStore false: the rounds counted only (out unused), for trunc_normal_blocks_.
+template <typename Ops, bool kAligned, bool kStore = true>
 void launch_trunc_normal_as(const RandomLaunch& launch, const NormalTransform<Ops>& transform,
                             const TruncNormalParams& params, cudaStream_t stream) {
   using storage_t = typename Ops::storage_t;
@@ -317,11 +357,24 @@ void launch_trunc_normal_as(const RandomLaunch& launch, const NormalTransform<Op
   constexpr int V = 16 / sizeof(storage_t);
   const opmath_t lo = Ops::widen(Ops::from_double(params.a));  // torch compares in the tensor's dtype
   const opmath_t hi = Ops::widen(Ops::from_double(params.b));
-  auto* kernel = &trunc_normal_kernel<Ops, kAligned>;
+  auto* kernel = &trunc_normal_kernel<Ops, kAligned, kStore>;
   const int64_t blocks = grid_for(launch, Ops::kUnroll, V, kernel);
   kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.numel, launch.torch_threads,
                                             launch.philox, transform, lo, hi, params.round_stride, params.max_rounds,
                                             params.max_round);
+}
+
+template <typename Ops>
+void launch_trunc_normal_block_as(const BlockLaunch& launch, const NormalTransform<Ops>& transform,
+                                  const TruncNormalParams& params, int32_t rounds, cudaStream_t stream) {
+  using storage_t = typename Ops::storage_t;
+  const auto lo = Ops::widen(Ops::from_double(params.a));
+  const auto hi = Ops::widen(Ops::from_double(params.b));
+  auto* kernel = &trunc_normal_block_kernel<Ops>;
+  const int64_t blocks = resident_grid((launch.count + kBlockSize - 1) / kBlockSize, launch.limits, kernel);
+  kernel<<<blocks, kBlockSize, 0, stream>>>(static_cast<storage_t*>(launch.out), launch.count, launch.shard,
+                                            launch.begin, launch.end, launch.torch_threads, launch.philox, transform,
+                                            lo, hi, params.round_stride, rounds);
 }
 
 }  // namespace
@@ -396,6 +449,24 @@ void launch_normal_block(DType dtype, const BlockLaunch& launch, const NormalPar
   dispatch_dtype(dtype, [&](auto ops) {
     using Ops = decltype(ops);
     launch_block_as<Ops>(launch, normal_transform<Ops>(params), stream);
+  });
+}
+
+void launch_trunc_normal_rounds(DType dtype, const RandomLaunch& launch, const TruncNormalParams& params,
+                                cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto ops) {
+    using Ops = decltype(ops);
+    launch_trunc_normal_as<Ops, /*kAligned=*/true, /*kStore=*/false>(
+        launch, normal_transform<Ops>(NormalParams{params.mean, params.std}), params, stream);
+  });
+}
+
+void launch_trunc_normal_block(DType dtype, const BlockLaunch& launch, const TruncNormalParams& params, int32_t rounds,
+                               cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto ops) {
+    using Ops = decltype(ops);
+    launch_trunc_normal_block_as<Ops>(launch, normal_transform<Ops>(NormalParams{params.mean, params.std}), params,
+                                      rounds, stream);
   });
 }
 
