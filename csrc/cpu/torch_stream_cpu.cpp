@@ -178,10 +178,37 @@ void normal_cpu(at::Tensor self, double mean, double std, std::optional<at::Gene
 
 namespace {
 
-// Bit j of the result: whether x[j] lies outside [low, high], for j < len <= 64. The comparisons go into bytes
-// (0 or 0xFF), which the compiler vectorizes, and SSE2's byte movemask packs them 16 at a time.
+// Bit j of the result: whether x[j] lies outside [low, high], for j < len <= 64. A full 64 floats or doubles take
+// SSE2's float compares and movemask; otherwise the comparisons go into bytes (0 or 0xFF), which the compiler
+// vectorizes, and SSE2's byte movemask packs them 16 at a time.
 template <typename scalar_t, typename opmath_t>
 inline uint64_t outside_bits(const scalar_t* x, int64_t len, opmath_t low, opmath_t high) {
+#if defined(__SSE2__)
+  // float and double: SSE2's ordered comparisons (false for NaN, as `<` and `>`), 4 or 2 lanes a compare.
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (len == 64) {
+      const __m128 lo4 = _mm_set1_ps(low), hi4 = _mm_set1_ps(high);
+      uint64_t bits = 0;
+      for (int q = 0; q < 16; ++q) {
+        const __m128 v = _mm_loadu_ps(x + 4 * q);
+        const __m128 outside = _mm_or_ps(_mm_cmplt_ps(v, lo4), _mm_cmpgt_ps(v, hi4));
+        bits |= static_cast<uint64_t>(_mm_movemask_ps(outside)) << (4 * q);
+      }
+      return bits;
+    }
+  } else if constexpr (std::is_same_v<scalar_t, double>) {
+    if (len == 64) {
+      const __m128d lo2 = _mm_set1_pd(low), hi2 = _mm_set1_pd(high);
+      uint64_t bits = 0;
+      for (int q = 0; q < 32; ++q) {
+        const __m128d v = _mm_loadu_pd(x + 2 * q);
+        const __m128d outside = _mm_or_pd(_mm_cmplt_pd(v, lo2), _mm_cmpgt_pd(v, hi2));
+        bits |= static_cast<uint64_t>(_mm_movemask_pd(outside)) << (2 * q);
+      }
+      return bits;
+    }
+  }
+#endif
   alignas(16) uint8_t outside[64] = {};
   for (int64_t j = 0; j < len; ++j) {
     const opmath_t v = static_cast<opmath_t>(x[j]);
@@ -264,6 +291,34 @@ void append_out_of_bounds(const scalar_t* x, int64_t len, double lo_, double hi_
   }
 }
 
+// The indices that the pieces of a parallel pass found (each piece's ascending), in ascending order: pieces add
+// concurrently and in any order, and do not overlap.
+class PieceIndices {
+ public:
+  void add(int64_t begin, std::vector<int64_t> indices) {
+    if (indices.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    pieces_.emplace_back(begin, std::move(indices));
+  }
+  std::vector<int64_t> sorted() {
+    std::sort(pieces_.begin(), pieces_.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    size_t total = 0;
+    for (const auto& piece : pieces_) total += piece.second.size();
+    std::vector<int64_t> all;
+    all.reserve(total);
+    for (auto& piece : pieces_) {
+      all.insert(all.end(), piece.second.begin(), piece.second.end());
+      std::vector<int64_t>().swap(piece.second);
+    }
+    pieces_.clear();
+    return all;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> pieces_;
+};
+
 // One resampling round of trunc_normal_ (below) when its pending elements are few: the words of their Box-Muller
 // blocks alone are drawn (and evaluated) on the calling thread, and the words between them are skipped, by
 // twisting without tempering for short gaps and by jump-ahead for long ones (Note [MT19937 jump-ahead]). The
@@ -288,15 +343,37 @@ void sparse_round(at::CPUGeneratorImpl* gen, at::ScalarType dtype, void* values,
     kernels.skip_and_draw_words(pod, gap, out, len);
     position = to_word + len;
   };
-  uint32_t block_words[32];
+  // The blocks' words are gathered kBatch blocks at a time (block s of a batch at word s * 16 * words_per_element),
+  // so that normal_resample evaluates its lanes 8 at a time (after the first round most blocks hold one pending
+  // element): each entry gets its index in the batch and its destination.
+  constexpr int64_t kBatch = 64;
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+  std::vector<uint32_t> batch_words(kBatch * 32);
+  std::vector<int64_t> batch_index(kBatch * 16), batch_entry(kBatch * 16);
+  std::vector<void*> batch_destination(kBatch * 16);
+  int64_t batch_blocks = 0, entries = 0;
+  auto flush = [&] {
+    kernels.normal_resample(dtype, nullptr, batch_words.data(), 0, batch_index.data(), entries, mean, std, a, b,
+                            batch_destination.data());
+    for (int64_t e = 0; e < entries; ++e) {
+      if (batch_index[e] < 0) p[batch_entry[e]] = -1;
+    }
+    batch_blocks = entries = 0;
+  };
   for (int64_t k = 0; k < count;) {
     const int64_t block = p[k] / 16 * 16;
     int64_t last = k + 1;
     while (last < count && p[last] < block + 16) ++last;
-    skip_and_draw(block * words_per_element, block_words, 16 * words_per_element);
-    kernels.normal_resample(dtype, values, block_words, block, p + k, last - k, mean, std, a, b, d ? d + k : nullptr);
-    k = last;
+    skip_and_draw(block * words_per_element, batch_words.data() + batch_blocks * 16 * words_per_element,
+                  16 * words_per_element);
+    for (; k < last; ++k, ++entries) {
+      batch_index[entries] = batch_blocks * 16 + (p[k] - block);
+      batch_destination[entries] = d != nullptr ? d[k] : static_cast<char*>(values) + p[k] * element;
+      batch_entry[entries] = k;
+    }
+    if (++batch_blocks == kBatch) flush();
   }
+  if (entries > 0) flush();
   skip_and_draw(main_words, nullptr, 0);
   engine.set_data(pod);
   gen->set_engine(engine);
@@ -616,8 +693,7 @@ void trunc_normal_blocks_cpu(at::TensorList blocks, double mean, double std, dou
   const int64_t tail_start = tail_count > 0 ? numel - 16 : numel;  // the tail block recomputes [numel - 16, numel)
   std::lock_guard<std::mutex> lock(gen->mutex_);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pyinit_trunc_normal_blocks", [&] {
-    std::mutex found_mutex;
-    std::vector<std::pair<int64_t, std::vector<int64_t>>> found;  // (piece start, its indices outside [a, b])
+    PieceIndices found;  // each piece's indices outside [a, b]
     draw_elements(gen, /*words=*/nullptr, main_words / words_per_element, words_per_element, /*align=*/16,
                   [&](int64_t begin, int64_t end, const uint32_t* w) {
                     const int64_t whole_blocks = (end - begin) / 16;  // a partial last block is the tail's
@@ -631,15 +707,9 @@ void trunc_normal_blocks_cpu(at::TensorList blocks, double mean, double std, dou
                     std::vector<int64_t> outside;
                     append_out_of_bounds(scratch.data(), std::min(begin + whole_blocks * 16, tail_start) - begin, a, b,
                                          begin, outside);
-                    if (!outside.empty()) {
-                      std::lock_guard<std::mutex> found_lock(found_mutex);
-                      found.emplace_back(begin, std::move(outside));
-                    }
+                    found.add(begin, std::move(outside));
                   });
-    std::sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
-    std::vector<int64_t> pending;
-    for (const auto& piece : found) pending.insert(pending.end(), piece.second.begin(), piece.second.end());
-    found.clear();
+    std::vector<int64_t> pending = found.sorted();
     uint32_t tail[32];
     draw_words(gen, tail, tail_count);
     if (tail_count > 0) {
