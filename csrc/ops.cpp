@@ -95,6 +95,11 @@ TORCH_LIBRARY(pyinit, m) {
   def("trunc_normal_blocks_(Tensor(a!)[] blocks, float mean, float std, float a, float b, int[] global_shape, "
       "int[] starts, Generator? generator=None) -> ()",
       seeded);
+  // sparse_(tensor, sparsity, std) on blocks: num_zeros = ceil(sparsity * rows) as the single-tensor operator takes
+  // it; the zero pattern comes from the default CPU generator, as there.
+  def("sparse_blocks_(Tensor(a!)[] blocks, int num_zeros, float std, int[] global_shape, int[] starts, "
+      "Generator? generator=None) -> ()",
+      seeded);
 
   // Many tensors in one call: entry i of every list goes with selfs[i]. The same values and generator state as
   // the single-tensor operator called on each tensor in list order; every entry is validated before the first
@@ -169,6 +174,9 @@ PYINIT_KERNELS(normal_blocks, at::TensorList blocks, double mean, double std, In
                IntArrayRef starts, Gen generator)
 PYINIT_KERNELS(trunc_normal_blocks, at::TensorList blocks, double mean, double std, double a, double b,
                IntArrayRef global_shape, IntArrayRef starts, Gen generator)
+// sparse_ on blocks, one kernel for every device (csrc/cpu/sparse_cpu.cpp): normal_blocks_, then the zeros.
+void sparse_blocks(at::TensorList blocks, int64_t num_zeros, double std, IntArrayRef global_shape, IntArrayRef starts,
+                   Gen generator);
 // timm's truncated normal (csrc/cpu/timm_cpu.cpp, csrc/cuda/timm_cuda.cpp).
 PYINIT_KERNELS(timm_trunc_normal, Tensor self, double low, double high, double scale, double shift, double a, double b,
                std::optional<double> post_scale, std::optional<double> post_shift, Gen generator)
@@ -234,6 +242,7 @@ TORCH_LIBRARY_IMPL(pyinit, CPU, m) {
   m.impl("masked_uniform_blocks_", &cpu::masked_uniform_blocks_cpu);
   m.impl("normal_blocks_", &cpu::normal_blocks_cpu);
   m.impl("trunc_normal_blocks_", &cpu::trunc_normal_blocks_cpu);
+  m.impl("sparse_blocks_", &sparse_blocks);
   m.impl("timm_trunc_normal_", &cpu::timm_trunc_normal_cpu);
   m.impl("fill_", &cpu::fill_cpu);
   m.impl("eye_", &cpu::eye_cpu);
@@ -263,6 +272,7 @@ TORCH_LIBRARY_IMPL(pyinit, CUDA, m) {
   m.impl("masked_uniform_blocks_", &cuda::masked_uniform_blocks_cuda);
   m.impl("normal_blocks_", &cuda::normal_blocks_cuda);
   m.impl("trunc_normal_blocks_", &cuda::trunc_normal_blocks_cuda);
+  m.impl("sparse_blocks_", &sparse_blocks);
   m.impl("timm_trunc_normal_", &cuda::timm_trunc_normal_cuda);
   m.impl("fill_", &cuda::fill_cuda);
   m.impl("eye_", &cuda::eye_cuda);

@@ -226,6 +226,23 @@ def _kernel(op: str, tensor: Tensor, *args: Any) -> bool:
     return True
 
 
+def _block_call(primitive: str, args: tuple, kwargs: dict) -> tuple[list[float], Any] | None:
+    """(the parameters as floats, the generator) of a primitive's call (its arguments after the
+    tensor) that the operators on blocks take as it is: every parameter given by position and a
+    number, nothing but the generator by keyword, a torch.Generator or None; else None (the call
+    then runs on the whole tensor, with torch's own errors)."""
+    params = args[: _ARITY[primitive]]
+    generator = _call_generator(primitive, args, kwargs)
+    if (
+        len(params) != _ARITY[primitive]
+        or not set(kwargs) <= {"generator"}
+        or _not_numbers(params)
+        or not (generator is None or isinstance(generator, torch.Generator))
+    ):
+        return None
+    return [float(v) for v in params], generator
+
+
 # The torch stream's operators on blocks of a tensor (Note [The torch stream on blocks],
 # csrc/torch_blocks.h), by primitive.
 _BLOCK_OPS = {
@@ -252,41 +269,49 @@ class TorchStream(Stream):
         op = _BLOCK_OPS.get(primitive)
         if op is not None:
             local, global_shape, blocks = _sharding.shard_blocks(dt)
-            generator = _call_generator(primitive, args, kwargs)
-            params = args[: _ARITY[primitive]]
-            if (
-                len(params) == _ARITY[primitive]
-                and set(kwargs) <= {"generator"}
-                and not _not_numbers(params)
-                and (generator is None or isinstance(generator, torch.Generator))
-                and _support.fallback_reason(local, op) is None
-            ):
+            call = _block_call(primitive, args, kwargs)
+            if call is not None and _support.fallback_reason(local, op) is None:
+                params, generator = call
                 targets, starts = _sharding.block_arguments(local, blocks)
                 with torch.no_grad():
-                    getattr(ops, op)(
-                        targets, *(float(p) for p in params), list(global_shape), starts, generator
-                    )
+                    getattr(ops, op)(targets, *params, list(global_shape), starts, generator)
                 torch.autograd.graph.increment_version(dt)
                 return dt
         if primitive == "trunc_normal_" and self._trunc_normal_on_blocks(dt, args, kwargs):
             return dt
+        if primitive == "sparse_" and self._sparse_on_blocks(dt, args, kwargs):
+            return dt
         return super()._on_dtensor(primitive, dt, args, kwargs)
+
+    def _sparse_on_blocks(self, dt: Tensor, args: tuple, kwargs: dict) -> bool:
+        """sparse_ on the blocks of the rank's shard with pyinit::sparse_blocks_ where sparse_
+        would run its kernel on the whole tensor, and True; else False (then the whole tensor is
+        drawn, with torch's errors and warnings: Note [DTensor shards])."""
+        call = _block_call("sparse_", args, kwargs)
+        if call is None or dt.dim() != 2:
+            return False
+        (sparsity, std), generator = call
+        rows = dt.shape[0]
+        local = dt.to_local()
+        if rows > 3_000_000 or _support.fallback_reason(local, "sparse_blocks_") is not None:
+            return False
+        num_zeros = math.ceil(sparsity * rows)
+        _, global_shape, blocks = _sharding.shard_blocks(dt)
+        targets, starts = _sharding.block_arguments(local, blocks)
+        with torch.no_grad():
+            ops.sparse_blocks_(targets, num_zeros, std, list(global_shape), starts, generator)
+        torch.autograd.graph.increment_version(dt)
+        return True
 
     def _trunc_normal_on_blocks(self, dt: Tensor, args: tuple, kwargs: dict) -> bool:
         """trunc_normal_ by normal proposals (p > 0.3) on the blocks of the rank's shard with
         pyinit::trunc_normal_blocks_, where trunc_normal_ would run that kernel on the whole
         tensor, and True; else False (torch's arithmetic, the narrow branch, std == 0, a
         fallback): then the whole tensor is drawn (Note [DTensor shards])."""
-        params = args[:4]
-        generator = _call_generator("trunc_normal_", args, kwargs)
-        if (
-            len(params) != 4
-            or not set(kwargs) <= {"generator"}
-            or _not_numbers(params)
-            or not (generator is None or isinstance(generator, torch.Generator))
-        ):
+        call = _block_call("trunc_normal_", args, kwargs)
+        if call is None:
             return False
-        mean, std, a, b = (float(v) for v in params)
+        (mean, std, a, b), generator = call
         if std == 0:
             return False
         local = dt.to_local()

@@ -34,6 +34,7 @@ SEEDED = (
     "masked_uniform_blocks_",
     "normal_blocks_",
     "trunc_normal_blocks_",
+    "sparse_blocks_",
     "philox_uniform_drawn_",
     "philox_normal_drawn_",
     "philox_masked_uniform_drawn_",
@@ -94,6 +95,7 @@ def _float_cases(device: str, dtype: torch.dtype):
         ("uniform_blocks_", ([t(2, 7), t(3, 7)], -1.0, 2.0, [5, 7], [0, 0, 2, 0], None)),
         ("masked_uniform_blocks_", ([t(33)], -10.0, 10.0, 5.0, [40], [7], None)),
         ("normal_blocks_", ([t(5, 3), t(0, 7)], 0.0, 1.0, [5, 7], [0, 4, 5, 0], None)),
+        ("sparse_blocks_", ([t(4, 7), t(0, 7)], 2, 0.5, [4, 7], [0, 0, 4, 0], None)),
         (
             "trunc_normal_blocks_",
             ([t(9, 7), t(0, 7)], 0.0, 1.0, -1.0, 1.5, [9, 7], [0, 0, 9, 0], None),

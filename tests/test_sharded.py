@@ -513,6 +513,7 @@ _BLOCK_INITIALIZERS = [
     ("masked_uniform_", {}),
     ("trunc_normal_", {"std": 0.02}),
     ("trunc_normal_", {"mean": 0.1, "std": 1.5, "a": -2.0, "b": 2.5}),
+    ("sparse_", {"sparsity": 0.3}),
 ]
 
 
@@ -583,4 +584,4 @@ def _blocks_worker(device: str, rank: int, world: int, port: int, results) -> No
 )
 def test_torch_stream_blocks_equal_one_device(device):
     counts = _spawn(functools.partial(_blocks_worker, device), 2)
-    assert counts == {0: 28, 1: 28}
+    assert counts == {0: 32, 1: 32}

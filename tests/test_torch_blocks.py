@@ -6,6 +6,7 @@ stream on a block], csrc/cuda/torch_stream_kernels.cu); the CUDA cases skip with
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -31,6 +32,15 @@ CALLS = {
         lambda t, g: t.mul_(t.uniform_(-10.0, 10.0, generator=g).abs() >= 5.0),
         lambda blocks, shape, starts, g: ops.masked_uniform_blocks_(
             blocks, -10.0, 10.0, 5.0, shape, starts, g
+        ),
+    ),
+    # the zero pattern from the default CPU generator, seeded alike for both calls (its state is
+    # compared in test_sparse_moves_the_default_generator)
+    "sparse_blocks_": (
+        lambda t, g: (torch.manual_seed(5), torch.nn.init.sparse_(t, 0.3, std=0.5, generator=g)),
+        lambda blocks, shape, starts, g: (
+            torch.manual_seed(5),
+            ops.sparse_blocks_(blocks, math.ceil(0.3 * shape[0]), 0.5, shape, starts, g),
         ),
     ),
     # torch's normal-proposal rounds (mass inside [a, b] > 0.3): about 1 value in 13 resampled
@@ -90,6 +100,8 @@ def _check(op, device, dtype, shape, layout, transposed=False, seed=7):
 @pytest.mark.parametrize("op", list(CALLS))
 def test_blocks_equal_the_whole_call(op, layout, dtype, device):
     shape, blocks = LAYOUTS[layout]
+    if op == "sparse_blocks_" and len(shape) != 2:
+        pytest.skip("sparse_ takes 2-D tensors")
     _check(op, device, dtype, shape, blocks)
 
 
@@ -123,6 +135,27 @@ def test_empty_shard_moves_the_generator(op, device):
     """A rank with an empty shard passes its empty local tensor: nothing written, the generator
     moved as the whole call moves it (the next rank-local draw then agrees with one device)."""
     _check(op, device, torch.float32, (6, 4), [((6, 0), (0, 4))])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("zeros", [0, 1, 4, -2])
+def test_sparse_moves_the_default_generator(zeros, device):
+    """sparse_blocks_ draws every column's permutation from the default CPU generator after the
+    values (also when nothing is zeroed), as torch's sparse_ does: that generator, and the next
+    draw from it, end where the whole call leaves them."""
+    shape, (start, size) = (10, 6), ((3, 2), (5, 3))
+    gen = torch.Generator(device=device).manual_seed(2)
+    torch.manual_seed(11)
+    expected = torch.empty(shape, device=device)
+    ops.sparse_(expected, zeros, 0.5, gen)  # the single-tensor operator, itself bitwise torch's
+    after, state = torch.get_rng_state(), gen.get_state()
+    gen.manual_seed(2)
+    torch.manual_seed(11)
+    block = torch.full(size, float("nan"), device=device)
+    ops.sparse_blocks_([block], zeros, 0.5, list(shape), list(start), gen)
+    assert bitwise_equal(block, expected[_region(start, size)])
+    assert torch.equal(torch.get_rng_state(), after)
+    assert torch.equal(gen.get_state(), state)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -186,6 +219,8 @@ CUDA_SHAPES = [(1_081_345,), (1100, 1000), (3, 270_337)]
 @pytest.mark.parametrize("shape", CUDA_SHAPES, ids=str)
 @pytest.mark.parametrize("op", list(CALLS))
 def test_cuda_grid_sizes(op, shape, dtype, device):
+    if op == "sparse_blocks_" and len(shape) != 2:
+        pytest.skip("sparse_ takes 2-D tensors")
     rows = shape[0]
     if len(shape) == 1:
         layout = [((rows // 3,), (rows // 2,))]
@@ -208,7 +243,9 @@ def test_cpu_blocks_allocate_no_whole_tensor(op):
         f"op = getattr(torch.ops.pyinit, {op!r})\n"
         "args = {'uniform_blocks_': (-1.0, 1.0), 'normal_blocks_': (0.0, 1.0),\n"
         "        'masked_uniform_blocks_': (-10.0, 10.0, 5.0),\n"
-        "        'trunc_normal_blocks_': (0.0, 1.0, -2.5, 2.5)}[" + repr(op) + "]\n"
+        "        'trunc_normal_blocks_': (0.0, 1.0, -2.5, 2.5), 'sparse_blocks_': (41, 0.5)}["
+        + repr(op)
+        + "]\n"
         "block, g = torch.empty(1, 8193), torch.Generator().manual_seed(0)\n"
         "op([block], *args, [64, 8193], [7, 0], g)\n"  # warm-up (code, thread buffers), small
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

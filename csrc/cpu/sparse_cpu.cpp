@@ -6,6 +6,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <limits>
+#include <vector>
 
 #include "cpu/parallel.h"
 #include "cpu/torch_stream_pipeline.h"
@@ -158,6 +159,48 @@ void sparse_cpu(at::Tensor self, int64_t num_zeros, double std, std::optional<at
 }  // namespace pyinit::cpu
 
 namespace pyinit {
+
+// sparse_ on blocks of a (rows, cols) tensor (Note [The torch stream on blocks], csrc/torch_blocks.h), for every
+// device: normal_blocks_ from `generator`, then every column's randperm words from the default CPU generator
+// (torch_randperm_prefixes: the order torch's sparse_ draws them), and each block's elements in its columns'
+// zeroed rows set to +0 (one indexed write per block). Beyond the blocks it holds the zero pattern, cols * zeros
+// int64 entries (8 * sparsity bytes per element of the whole), never a tensor of the whole's size.
+void sparse_blocks(at::TensorList blocks, int64_t num_zeros, double std, at::IntArrayRef global_shape,
+                   at::IntArrayRef starts, std::optional<at::Generator> generator) {
+  TORCH_CHECK(global_shape.size() == 2, "Only tensors with 2 dimensions are supported");
+  TORCH_CHECK(global_shape[0] <= std::numeric_limits<int32_t>::max(), "pyinit.sparse_: too many rows");
+  static auto normal_blocks_op = c10::Dispatcher::singleton()
+                                     .findSchemaOrThrow("pyinit::normal_blocks_", "")
+                                     .typed<void(at::TensorList, double, double, at::IntArrayRef, at::IntArrayRef,
+                                                 std::optional<at::Generator>)>();
+  normal_blocks_op.call(blocks, 0.0, std, global_shape, starts, generator);  // validates, then draws and writes
+  const int64_t rows = global_shape[0], cols = global_shape[1];
+  const int64_t zeros = sparse_zero_count(num_zeros, rows);
+  const at::Tensor prefixes = torch_randperm_prefixes(rows, cols, zeros);  // drawn also when nothing is zeroed
+  if (zeros == 0) return;
+  const int64_t* zeroed = prefixes.data_ptr<int64_t>();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const at::Tensor& block = blocks[i];
+    if (block.numel() == 0) continue;
+    const int64_t r0 = starts[2 * i], c0 = starts[2 * i + 1], block_rows = block.size(0);
+    std::vector<int64_t> local_rows, local_cols;
+    for (int64_t c = c0; c < c0 + block.size(1); ++c) {
+      for (int64_t k = 0; k < zeros; ++k) {
+        const int64_t row = zeroed[c * zeros + k];
+        if (row >= r0 && row < r0 + block_rows) {
+          local_rows.push_back(row - r0);
+          local_cols.push_back(c - c0);
+        }
+      }
+    }
+    if (local_rows.empty()) continue;
+    const auto index = at::TensorOptions().dtype(at::kLong);
+    at::Tensor row_index = at::tensor(local_rows, index).to(block.device());
+    at::Tensor col_index = at::tensor(local_cols, index).to(block.device());
+    at::Tensor target = block;  // index_put_ on the block (a view of the shard) writes the shard
+    target.index_put_({row_index, col_index}, at::zeros({}, block.options()));
+  }
+}
 
 at::Tensor torch_randperm_prefixes(int64_t rows, int64_t cols, int64_t zeros) {
   auto prefixes = at::empty({std::max<int64_t>(cols * zeros, 1)}, at::TensorOptions().dtype(at::kLong));
