@@ -543,6 +543,16 @@ class BlockRuns {
       if (first < last) f(first, last, run.out + (first - run.global) * element_);
     }
   }
+  // Calls f(k, out) for every index sorted[k] (ascending) that a run holds, `out` pointing at its element, once per
+  // run that holds it, runs in order of their first index.
+  template <typename F>
+  void for_each_index(const int64_t* sorted, int64_t count, const F& f) const {
+    for (const Run& run : runs_) {
+      const int64_t* first = std::lower_bound(sorted, sorted + count, run.global);
+      const int64_t* last = std::lower_bound(first, sorted + count, run.global + run.length);
+      for (const int64_t* q = first; q < last; ++q) f(q - sorted, run.out + (*q - run.global) * element_);
+    }
+  }
   void commit() {
     for (RowMajorOutput& out : outs_) out.commit();
   }
@@ -725,15 +735,13 @@ void trunc_normal_blocks_cpu(at::TensorList blocks, double mean, double std, dou
     // overlapping blocks hold it twice, the other places get a copy after the rounds.
     std::vector<void*> destinations(pending.size(), nullptr);
     std::vector<std::pair<char*, const char*>> copies;
-    for (size_t k = 0; k < pending.size(); ++k) {
-      runs.for_each_part(pending[k], pending[k] + 1, [&](int64_t, int64_t, char* out) {
-        if (destinations[k] == nullptr) {
-          destinations[k] = out;
-        } else {
-          copies.emplace_back(out, static_cast<const char*>(destinations[k]));
-        }
-      });
-    }
+    runs.for_each_index(pending.data(), static_cast<int64_t>(pending.size()), [&](int64_t k, char* out) {
+      if (destinations[k] == nullptr) {
+        destinations[k] = out;
+      } else {
+        copies.emplace_back(out, static_cast<const char*>(destinations[k]));
+      }
+    });
     resample_rounds(gen, dtype, /*values=*/nullptr, numel, pending, &destinations, mean, std, a, b);
     for (const auto& [to, from] : copies) std::memcpy(to, from, static_cast<size_t>(element));
   });
