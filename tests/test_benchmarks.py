@@ -174,12 +174,12 @@ def test_streams_are_a_dimension(tmp_path, monkeypatch):
 
 def test_shard_blocks_runs(capsys):
     """benchmarks/shard_blocks.py (run on the GPU machine by .ci/gpu_check.sh) runs and prints
-    every contender of both initializers, none failed."""
+    every contender of every initializer, none failed."""
     from benchmarks import shard_blocks
 
     assert shard_blocks.main(["--device", "cpu", "--shape", "64,32", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for name in ("uniform_", "normal_"):
-        for label in ("fill_ (shard)", "torch whole", "blocks rows", "blocks cols"):
-            assert any(line.startswith(f"{name:9s} {label}") for line in out.splitlines()), label
+    for name in ("uniform_", "normal_", "trunc_normal_"):
+        for label in ("fill_ (shard)", "torch whole", "pyinit whole", "blocks rows", "blocks cols"):
+            assert any(line.startswith(f"{name:13s} {label}") for line in out.splitlines()), label
     assert "failed" not in out
