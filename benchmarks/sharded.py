@@ -5,8 +5,9 @@ Each world size spawns that many CPU processes (gloo), makes a ``Shard(0)`` DTen
 call; the figure is the slowest rank's, median over repeats):
 
 - ``fill_ (local)``: ``fill_`` on the local shard, the ceiling;
-- ``torch.nn.init``: torch's own ``kaiming_uniform_`` on the DTensor (on torch 2.13 every rank gets
-  the same values: not the single-device tensor);
+- ``torch.nn.init``: torch's own initializer (``--initializer``: ``kaiming_uniform_``, a = sqrt(5),
+  or ``trunc_normal_``, std 0.02) on the DTensor (on torch 2.13 every rank gets the same values:
+  not the single-device tensor);
 - ``pyinit[torch]``: equal to the single-device tensor; every rank draws the whole tensor;
 - ``pyinit[philox]``: equal to the single-device philox tensor; every rank writes only its shard.
 
@@ -31,8 +32,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+# --initializer: its keyword arguments.
+_INITIALIZERS = {"kaiming_uniform_": {"a": math.sqrt(5)}, "trunc_normal_": {"std": 0.02}}
 
-def _worker(rank, world, port, shape, repeats, layers, width, queue):
+
+def _worker(rank, world, port, shape, repeats, layers, width, initializer, queue):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -45,7 +49,7 @@ def _worker(rank, world, port, shape, repeats, layers, width, queue):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         mesh = init_device_mesh("cpu", (world,))
         dt = distribute_tensor(torch.zeros(shape), mesh, [Shard(0)])
-        a = math.sqrt(5)
+        kwargs = _INITIALIZERS[initializer]
 
         def fill():
             with torch.no_grad():
@@ -54,7 +58,7 @@ def _worker(rank, world, port, shape, repeats, layers, width, queue):
         def in_stream(name):
             def run():
                 with pyinit.stream(name):
-                    pyinit.kaiming_uniform_(dt, a=a)
+                    getattr(pyinit, initializer)(dt, **kwargs)
 
             return run
 
@@ -84,7 +88,7 @@ def _worker(rank, world, port, shape, repeats, layers, width, queue):
 
         contenders = {
             "fill_ (local)": fill,
-            "torch.nn.init": lambda: torch.nn.init.kaiming_uniform_(dt, a=a),
+            "torch.nn.init": lambda: getattr(torch.nn.init, initializer)(dt, **kwargs),
             "pyinit[torch]": in_stream("torch"),
             "pyinit[philox]": in_stream("philox"),
             "materialize_[philox]": materialize("philox"),
@@ -117,10 +121,11 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=29600, help="gloo port base (+ world size)")
     p.add_argument("--layers", type=int, default=8, help="Linear layers of the materialize_ model")
     p.add_argument("--width", type=int, default=2048, help="their in/out features")
+    p.add_argument("--initializer", default="kaiming_uniform_", choices=sorted(_INITIALIZERS))
     args = p.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     print(
-        f"sharded kaiming_uniform_ on a Shard(0) DTensor {shape} float32, gloo, "
+        f"sharded {args.initializer} on a Shard(0) DTensor {shape} float32, gloo, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}; slowest rank, median of "
         f"{args.repeats}; materialize_: {args.layers} x nn.Linear({args.width}, {args.width}) "
         "under FSDP2"
@@ -131,7 +136,16 @@ def main(argv=None) -> int:
         queue = ctx.SimpleQueue()
         mp.start_processes(
             _worker,
-            args=(world, args.port + world, shape, args.repeats, args.layers, args.width, queue),
+            args=(
+                world,
+                args.port + world,
+                shape,
+                args.repeats,
+                args.layers,
+                args.width,
+                args.initializer,
+                queue,
+            ),
             nprocs=world,
             start_method="spawn",
         )
